@@ -1,0 +1,545 @@
+//! Finds input files, recognises their format from their content, and reads their events.
+//!
+//! Inputs are files or directories (walked recursively, in name order). A file's format is
+//! taken from its first bytes, never from its name alone: gzip is unwrapped first, `ElfFile`
+//! starts an EVTX log, `{` or `[` starts JSON. JSON is read line by line (NDJSON) when its
+//! first line is a complete document, and as a stream of JSON values otherwise (pretty
+//! printed documents, arrays, search responses). Each event reaches the caller as an
+//! [`Item`]: a document in Winlogbeat shape, or a [`BadRecord`] saying where and what.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::{Path, PathBuf};
+
+use super::doc::Doc;
+use super::shapes::{self, Shape};
+use super::IngestError;
+
+/// What an input file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Evtx,
+    Json,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Evtx => "evtx",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// One input file, recognised.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub gzip: bool,
+    pub format: Format,
+}
+
+/// A file that was found but is not a log this reader knows.
+#[derive(Debug, Clone)]
+pub struct SkippedFile {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+/// Why a record could not be converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BadReason {
+    InvalidJson,
+    InvalidUtf8,
+    NotAnObject,
+    NoTimestamp,
+    CorruptEvtxRecord,
+    UnreadableFile,
+}
+
+impl BadReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            BadReason::InvalidJson => "invalid JSON",
+            BadReason::InvalidUtf8 => "invalid UTF-8",
+            BadReason::NotAnObject => "JSON value is not an object",
+            BadReason::NoTimestamp => "no usable timestamp",
+            BadReason::CorruptEvtxRecord => "corrupt EVTX chunk or record",
+            BadReason::UnreadableFile => "unreadable or truncated file",
+        }
+    }
+}
+
+/// A record that was counted and skipped.
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    pub reason: BadReason,
+    /// `file:line` for JSON, `file: record N` for EVTX.
+    pub location: String,
+    pub detail: String,
+}
+
+/// What reading produces, one per source record.
+pub enum Item {
+    Doc {
+        shape: Shape,
+        doc: Doc,
+        location: Location,
+    },
+    Bad(BadRecord),
+}
+
+/// Where a document came from inside its file (kept for error messages).
+#[derive(Debug, Clone, Copy)]
+pub enum Location {
+    Line(u64),
+    Record(u64),
+    Value(u64),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Line(n) => write!(f, "line {n}"),
+            Location::Record(n) => write!(f, "record {n}"),
+            Location::Value(n) => write!(f, "JSON value {n}"),
+        }
+    }
+}
+
+/// Expands the given paths into the files to convert. A path that does not exist or cannot
+/// be read is an error naming it; files in an unknown format are returned as skipped.
+pub fn discover(paths: &[PathBuf]) -> Result<(Vec<InputFile>, Vec<SkippedFile>), IngestError> {
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| IngestError::Input {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        if meta.is_dir() {
+            walk(p, &mut files)?;
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut inputs = Vec::new();
+    let mut skipped = Vec::new();
+    for path in files {
+        match sniff(&path)? {
+            Ok(input) => inputs.push(input),
+            Err(why) => skipped.push(SkippedFile { path, why }),
+        }
+    }
+    Ok((inputs, skipped))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IngestError> {
+    let io = |e: std::io::Error| IngestError::Input {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const EVTX_MAGIC: &[u8] = b"ElfFile\0";
+
+/// Recognises one file. The outer `Err` is an I/O failure; the inner one says why the file
+/// is not an input.
+fn sniff(path: &Path) -> Result<Result<InputFile, String>, IngestError> {
+    let io = |e: std::io::Error| IngestError::Input {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let bytes = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; 2];
+    let n = read_up_to(&mut file, &mut head).map_err(io)?;
+    let gzip = n == 2 && head == GZIP_MAGIC;
+    file.rewind().map_err(io)?;
+    let mut reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut start = vec![0u8; 4096];
+    let n = match read_up_to(&mut reader, &mut start) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(format!("cannot read: {e}"))),
+    };
+    let start = &start[..n];
+    let format = if start.starts_with(EVTX_MAGIC) {
+        Format::Evtx
+    } else {
+        let text = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
+        match text.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') | Some(b'[') => Format::Json,
+            None if n == 0 => return Ok(Err("empty file".into())),
+            _ => return Ok(Err("not EVTX or JSON".into())),
+        }
+    };
+    Ok(Ok(InputFile {
+        path: path.to_path_buf(),
+        bytes,
+        gzip,
+        format,
+    }))
+}
+
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Counts the bytes read from the underlying file (compressed bytes for gzip inputs).
+struct Counting<R> {
+    inner: R,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads every record of an input. `progress` receives the number of input bytes consumed
+/// so far; `emit` receives each record. Stops early when `cancelled` returns true.
+pub fn read(
+    input: &InputFile,
+    progress: &mut dyn FnMut(u64),
+    cancelled: &dyn Fn() -> bool,
+    emit: &mut dyn FnMut(Item),
+) -> Result<(), IngestError> {
+    match input.format {
+        Format::Json => read_json(input, progress, cancelled, emit),
+        Format::Evtx => read_evtx(input, progress, cancelled, emit),
+    }
+}
+
+fn open_counted(
+    input: &InputFile,
+) -> Result<
+    (
+        Box<dyn BufRead>,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ),
+    IngestError,
+> {
+    let file = File::open(&input.path).map_err(|e| IngestError::io(&input.path, e))?;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Counting {
+        inner: file,
+        count: count.clone(),
+    };
+    let reader: Box<dyn Read> = if input.gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(counted))
+    } else {
+        Box::new(counted)
+    };
+    Ok((Box::new(BufReader::with_capacity(1 << 20, reader)), count))
+}
+
+fn location_name(input: &InputFile, loc: Location) -> String {
+    format!("{}: {loc}", input.path.display())
+}
+
+fn bad(input: &InputFile, loc: Location, reason: BadReason, detail: String) -> Item {
+    Item::Bad(BadRecord {
+        reason,
+        location: location_name(input, loc),
+        detail,
+    })
+}
+
+/// Documents inside one parsed JSON value: arrays, search responses (`hits.hits`) and
+/// Elastic pipeline-test files (`events`) hold many.
+fn expand(value: serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    match value {
+        serde_json::Value::Array(items) => items.into_iter().for_each(|i| expand(i, out)),
+        serde_json::Value::Object(mut map) => {
+            let hits = map
+                .get_mut("hits")
+                .and_then(|h| h.get_mut("hits"))
+                .filter(|h| h.is_array())
+                .map(serde_json::Value::take);
+            if let Some(hits) = hits {
+                return expand(hits, out);
+            }
+            // Elastic's pipeline test files: `{"events": [...]}` and `{"expected": [...]}`.
+            for key in ["events", "expected"] {
+                if map.len() == 1 && map.get(key).is_some_and(|e| e.is_array()) {
+                    if let Some(events) = map.remove(key) {
+                        return expand(events, out);
+                    }
+                }
+            }
+            out.push(serde_json::Value::Object(map));
+        }
+        other => out.push(other),
+    }
+}
+
+fn emit_value(
+    input: &InputFile,
+    loc: Location,
+    value: serde_json::Value,
+    emit: &mut dyn FnMut(Item),
+) {
+    let mut docs = Vec::new();
+    expand(value, &mut docs);
+    for v in docs {
+        if !v.is_object() {
+            emit(bad(
+                input,
+                loc,
+                BadReason::NotAnObject,
+                format!("found {}", json_kind(&v)),
+            ));
+            continue;
+        }
+        let (shape, doc) = shapes::to_winlog_shape(v);
+        emit(Item::Doc {
+            shape,
+            doc,
+            location: loc,
+        });
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn read_json(
+    input: &InputFile,
+    progress: &mut dyn FnMut(u64),
+    cancelled: &dyn Fn() -> bool,
+    emit: &mut dyn FnMut(Item),
+) -> Result<(), IngestError> {
+    if !first_line_is_document(input)? {
+        return read_json_stream(input, progress, emit);
+    }
+    let (mut reader, count) = open_counted(input)?;
+    let mut line = Vec::with_capacity(1 << 16);
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = match reader.read_until(b'\n', &mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                emit(bad(
+                    input,
+                    Location::Line(number + 1),
+                    BadReason::UnreadableFile,
+                    e.to_string(),
+                ));
+                break;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if number.is_multiple_of(1024) {
+            progress(count.load(std::sync::atomic::Ordering::Relaxed));
+            if cancelled() {
+                return Err(IngestError::Cancelled);
+            }
+        }
+        let text = trim_ascii(strip_bom(&line, number));
+        if text.is_empty() {
+            continue;
+        }
+        let loc = Location::Line(number);
+        match serde_json::from_slice::<serde_json::Value>(text) {
+            Ok(v) => emit_value(input, loc, v, emit),
+            Err(e) => {
+                let reason = if std::str::from_utf8(text).is_err() {
+                    BadReason::InvalidUtf8
+                } else {
+                    BadReason::InvalidJson
+                };
+                emit(bad(input, loc, reason, e.to_string()));
+            }
+        }
+    }
+    progress(count.load(std::sync::atomic::Ordering::Relaxed));
+    Ok(())
+}
+
+fn strip_bom(line: &[u8], number: u64) -> &[u8] {
+    if number == 1 {
+        line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
+    } else {
+        line
+    }
+}
+
+fn trim_ascii(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+/// Whether the first non-empty line parses as a whole JSON value (NDJSON).
+fn first_line_is_document(input: &InputFile) -> Result<bool, IngestError> {
+    let (mut reader, _) = open_counted(input)?;
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return Ok(true),
+            Ok(_) => {}
+        }
+        number += 1;
+        let text = trim_ascii(strip_bom(&line, number));
+        if !text.is_empty() {
+            // A broken first line of an NDJSON file still looks like one document.
+            let one_document = text.len() > 1 && text.starts_with(b"{") && text.ends_with(b"}");
+            return Ok(
+                one_document || serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
+            );
+        }
+    }
+}
+
+fn read_json_stream(
+    input: &InputFile,
+    progress: &mut dyn FnMut(u64),
+    emit: &mut dyn FnMut(Item),
+) -> Result<(), IngestError> {
+    let (reader, count) = open_counted(input)?;
+    let stream = serde_json::Deserializer::from_reader(reader).into_iter::<serde_json::Value>();
+    for (i, value) in stream.enumerate() {
+        let loc = Location::Value(i as u64 + 1);
+        match value {
+            Ok(v) => emit_value(input, loc, v, emit),
+            Err(e) => {
+                // A broken value ends the stream: the rest of the file cannot be resynchronised.
+                let reason = if e.to_string().contains("UTF-8") {
+                    BadReason::InvalidUtf8
+                } else {
+                    BadReason::InvalidJson
+                };
+                emit(bad(
+                    input,
+                    loc,
+                    reason,
+                    format!("{e} (line {}, column {})", e.line(), e.column()),
+                ));
+                break;
+            }
+        }
+        progress(count.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    progress(count.load(std::sync::atomic::Ordering::Relaxed));
+    Ok(())
+}
+
+/// Seconds from 1601-01-01 to 1970-01-01: a record time at this value is a zero FILETIME.
+pub const ZERO_FILETIME_UNIX_SECONDS: i64 = -11_644_473_600;
+
+fn read_evtx(
+    input: &InputFile,
+    progress: &mut dyn FnMut(u64),
+    cancelled: &dyn Fn() -> bool,
+    emit: &mut dyn FnMut(Item),
+) -> Result<(), IngestError> {
+    // The EVTX parser needs to seek: a gzip input is unpacked into a temporary file first.
+    let file = if input.gzip {
+        let mut tmp = tempfile::tempfile().map_err(|e| IngestError::io(&input.path, e))?;
+        let (mut reader, _) = open_counted(input)?;
+        std::io::copy(&mut reader, &mut tmp).map_err(|e| IngestError::io(&input.path, e))?;
+        tmp.rewind().map_err(|e| IngestError::io(&input.path, e))?;
+        tmp
+    } else {
+        File::open(&input.path).map_err(|e| IngestError::io(&input.path, e))?
+    };
+    let mut parser = match evtx::EvtxParser::from_read_seek(file) {
+        Ok(p) => p,
+        Err(e) => {
+            emit(bad(
+                input,
+                Location::Record(0),
+                BadReason::UnreadableFile,
+                format!("not a readable EVTX file: {e}"),
+            ));
+            return Ok(());
+        }
+    };
+    let mut n = 0u64;
+    let mut on_record =
+        |record: evtx::err::Result<evtx::SerializedEvtxRecord<serde_json::Value>>| {
+            n += 1;
+            match record {
+                Ok(r) => {
+                    let header_zero = r.timestamp.as_second() == ZERO_FILETIME_UNIX_SECONDS;
+                    let header_time = (!header_zero).then(|| r.timestamp.to_string());
+                    let event = r.data.get("Event").cloned().unwrap_or_default();
+                    let mut doc = shapes::from_evtx_json(&event, header_time);
+                    if header_zero {
+                        doc.set_str("quarry.flags", "record_header_zero_filetime");
+                    }
+                    emit(Item::Doc {
+                        shape: Shape::Evtx,
+                        doc,
+                        location: Location::Record(r.event_record_id),
+                    });
+                }
+                Err(e) => emit(bad(
+                    input,
+                    Location::Record(n),
+                    BadReason::CorruptEvtxRecord,
+                    e.to_string(),
+                )),
+            }
+            !n.is_multiple_of(256) || !cancelled()
+        };
+    let finished = parser.records_json_value().all(&mut on_record);
+    progress(input.bytes);
+    if finished {
+        Ok(())
+    } else {
+        Err(IngestError::Cancelled)
+    }
+}

@@ -1,0 +1,214 @@
+//! Script-block statistics and fingerprints, computed as the Elastic Windows integration's
+//! ingest pipeline computes them for `powershell.file.*`.
+//!
+//! The facts (read from the integration's `powershell_operational` ingest pipeline, the
+//! version that adds the statistics): the text is trimmed, a `script_block_hash` is the
+//! fingerprint processor's SHA-1 (a zero delimiter byte, then the UTF-8 text with every
+//! `\s` removed) in Base64; the Authenticode block from `# SIG # Begin signature block` on is
+//! cut before the statistics, which are skipped for an empty remainder and for fragments
+//! whose second line is a 64-character Base64 signature line; the rest is NFC-normalised and
+//! measured over UTF-16 code units: length, distinct symbols, Shannon entropy in bits and the
+//! standard deviation of the per-symbol surprisal (a running, order-dependent update over
+//! symbols in order of first appearance).
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+use unicode_normalization::UnicodeNormalization;
+
+/// The statistics the pipeline stores under `powershell.file.script_block_*`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptStats {
+    pub length: i64,
+    pub unique_symbols: i64,
+    pub entropy_bits: f64,
+    pub entropy_normalized: f64,
+    pub surprisal_stdev: f64,
+}
+
+const SIGNATURE_START: &str = "# SIG # Begin signature block";
+const SIGNATURE_END: &str = "# SIG # End signature block";
+
+/// Java's `String.trim()`: strips every char up to U+0020 from both ends.
+pub fn java_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c <= ' ')
+}
+
+/// `script_block_hash`: Base64 of SHA-1 over a zero byte followed by the text with all
+/// ASCII whitespace (Java regex `\s`) removed.
+pub fn script_block_hash(text: &str) -> String {
+    let mut hasher = Sha1::new();
+    hasher.update([0u8]);
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if is_java_space(*b) {
+            hasher.update(&bytes[start..i]);
+            start = i + 1;
+        }
+    }
+    hasher.update(&bytes[start..]);
+    base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
+}
+
+fn is_java_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// The text before the Authenticode signature block (the whole text when there is none).
+pub fn without_signature(text: &str) -> &str {
+    match text.find(SIGNATURE_START) {
+        // The pipeline's `(?s)# SIG # Begin signature block.+` needs at least one character
+        // after the marker.
+        Some(at) if text.len() > at + SIGNATURE_START.len() => &text[..at],
+        _ => text,
+    }
+}
+
+/// `script_block_signature`: the Base64 lines between the signature markers, joined with
+/// the `\n# ` line prefixes removed.
+pub fn signature(text: &str) -> Option<String> {
+    let start = text.find(SIGNATURE_START)? + SIGNATURE_START.len();
+    let end = start + text[start..].find(SIGNATURE_END)?;
+    let body = text[start..end].replace("\r\n", "\n");
+    let joined = body.replace("\n# ", "");
+    (!joined.is_empty()).then_some(joined)
+}
+
+/// Whether the fragment is signature lines only: its second line is `#` plus an optional
+/// space then exactly 64 Base64 characters.
+fn is_signature_fragment(script: &[u16]) -> bool {
+    let Some(first_end) = script.iter().position(|&c| c == u16::from(b'\n')) else {
+        return false;
+    };
+    if first_end == 0 {
+        return false;
+    }
+    let start = first_end + 1;
+    if start >= script.len() {
+        return false;
+    }
+    let mut end = script[start..]
+        .iter()
+        .position(|&c| c == u16::from(b'\n'))
+        .map_or(script.len(), |p| start + p);
+    if end > start && script[end - 1] == u16::from(b'\r') {
+        end -= 1;
+    }
+    if start >= end || script[start] != u16::from(b'#') {
+        return false;
+    }
+    let mut content = start + 1;
+    if content < end && script[content] == u16::from(b' ') {
+        content += 1;
+    }
+    end - content == 64
+        && script[content..end].iter().all(|&c| {
+            c < 128 && {
+                let b = c as u8;
+                b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+            }
+        })
+}
+
+/// The statistics for a (trimmed) script block text, or `None` where the pipeline sets none.
+pub fn script_stats(text: &str) -> Option<ScriptStats> {
+    let script = without_signature(text);
+    if script.is_empty() {
+        return None;
+    }
+    let units: Vec<u16> = script.encode_utf16().collect();
+    if is_signature_fragment(&units) {
+        return None;
+    }
+    let normalized: Vec<u16> = if unicode_normalization::is_nfc(script) {
+        units
+    } else {
+        script.nfc().collect::<String>().encode_utf16().collect()
+    };
+    let length = normalized.len();
+    if length == 0 {
+        return None;
+    }
+    let mut counts = vec![0u32; 65536];
+    let mut seen: Vec<u16> = Vec::new();
+    for &c in &normalized {
+        if counts[c as usize] == 0 {
+            seen.push(c);
+        }
+        counts[c as usize] += 1;
+    }
+    let inv_log2 = 1.0 / 2f64.ln();
+    let (mut entropy, mut surprisal_var, mut p_sum) = (0.0f64, 0.0f64, 0.0f64);
+    for &code in &seen {
+        let p = f64::from(counts[code as usize]) / length as f64;
+        let l2p = p.ln() * inv_log2;
+        p_sum += p;
+        let previous = entropy;
+        entropy = previous + (p / p_sum) * (l2p - previous);
+        surprisal_var += p * (l2p - previous) * (l2p - entropy);
+    }
+    let surprisal_stdev = surprisal_var.max(0.0).sqrt();
+    let entropy_bits = if entropy == 0.0 { 0.0 } else { -entropy };
+    let entropy_normalized = if length > 1 {
+        let max_entropy = (length as f64).ln() * inv_log2;
+        (entropy_bits / max_entropy).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Some(ScriptStats {
+        length: length as i64,
+        unique_symbols: seen.len() as i64,
+        entropy_bits,
+        entropy_normalized,
+        surprisal_stdev,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_ignores_whitespace_and_prefixes_a_zero_byte() {
+        assert_eq!(script_block_hash("a b\nc"), script_block_hash("abc"));
+        assert_ne!(script_block_hash("abc"), script_block_hash("abd"));
+    }
+
+    #[test]
+    fn uniform_text_has_zero_entropy() {
+        let s = script_stats("aaaa").expect("stats");
+        assert_eq!(s.length, 4);
+        assert_eq!(s.unique_symbols, 1);
+        assert_eq!(s.entropy_bits, 0.0);
+        assert_eq!(s.surprisal_stdev, 0.0);
+    }
+
+    #[test]
+    fn two_equiprobable_symbols_give_one_bit() {
+        let s = script_stats("abab").expect("stats");
+        assert!((s.entropy_bits - 1.0).abs() < 1e-12);
+        assert!(s.surprisal_stdev.abs() < 1e-12);
+        assert!((s.entropy_normalized - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn signature_only_text_has_no_stats() {
+        let text = format!("{SIGNATURE_START}\n# {}\n{SIGNATURE_END}", "A".repeat(64));
+        assert_eq!(script_stats(&text), None);
+        let fragment = format!("# {}\n# {}\n", "B".repeat(64), "A".repeat(64));
+        assert_eq!(script_stats(&fragment), None);
+    }
+
+    #[test]
+    fn signature_lines_are_joined() {
+        let text = format!("x\n{SIGNATURE_START}\n# AAA\n# BBB\n{SIGNATURE_END}");
+        assert_eq!(signature(&text).as_deref(), Some("AAABBB\n"));
+        assert_eq!(without_signature(&text), "x\n");
+    }
+
+    #[test]
+    fn length_counts_utf16_units() {
+        let s = script_stats("a\u{1F600}").expect("stats");
+        assert_eq!(s.length, 3);
+    }
+}

@@ -1,0 +1,451 @@
+//! Recognises the shape of one source document and brings it into Winlogbeat shape.
+//!
+//! Shapes: an EVTX record rendered as JSON by the `evtx` crate (`Event.System`,
+//! `Event.EventData`), an Elasticsearch search hit (`_source`), an OTRF/Mordor flattened
+//! NXLog/Winlogbeat line (`EventID`, `Channel`, `Hostname`, event data at the top level), a
+//! Winlogbeat 6 document (`event_id`, `log_name`, `event_data`), and anything else, taken as
+//! an ECS document and kept as it is.
+
+use super::doc::{Doc, Value};
+
+/// Which family a document came in; counted in the conversion summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Shape {
+    Evtx,
+    Ecs,
+    Otrf,
+    Winlogbeat6,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Evtx => "evtx",
+            Shape::Ecs => "ecs",
+            Shape::Otrf => "otrf",
+            Shape::Winlogbeat6 => "winlogbeat6",
+        }
+    }
+}
+
+/// The time an EVTX record carries in its header, used when `TimeCreated` is absent.
+pub type RecordTime = Option<String>;
+
+/// Turns any supported JSON document into a Winlogbeat-shaped [`Doc`].
+pub fn to_winlog_shape(value: serde_json::Value) -> (Shape, Doc) {
+    let serde_json::Value::Object(mut map) = value else {
+        return (Shape::Ecs, Doc::new());
+    };
+    if map.get("Event").is_some_and(|e| e.get("System").is_some()) {
+        let event = map.remove("Event").unwrap_or_default();
+        return (Shape::Evtx, from_evtx_json(&event, None));
+    }
+    if let Some(serde_json::Value::Object(source)) = map.remove("_source") {
+        let (shape, mut doc) = to_winlog_shape(serde_json::Value::Object(source));
+        for key in ["_index", "_id"] {
+            if let Some(serde_json::Value::String(s)) = map.get(key) {
+                doc.set_default(key, Value::Str(s.clone()));
+            }
+        }
+        return (shape, doc);
+    }
+    if map.contains_key("EventID")
+        && (map.contains_key("Channel") || map.contains_key("SourceName"))
+    {
+        return (Shape::Otrf, from_otrf(map));
+    }
+    if map.contains_key("event_id")
+        && (map.contains_key("log_name") || map.contains_key("source_name"))
+    {
+        return (Shape::Winlogbeat6, from_winlogbeat6(map));
+    }
+    (Shape::Ecs, Doc::from_json(serde_json::Value::Object(map)))
+}
+
+/// The text of an EVTX JSON node: a scalar, or the `#text` of an element with attributes.
+fn node_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Object(o) => o.get("#text").and_then(node_text),
+        serde_json::Value::Array(items) => {
+            let parts: Vec<String> = items.iter().filter_map(node_text).collect();
+            (!parts.is_empty()).then(|| parts.join(""))
+        }
+        serde_json::Value::Null => None,
+    }
+}
+
+fn attr(v: &serde_json::Value, element: &str, name: &str) -> Option<String> {
+    v.get(element)?
+        .get("#attributes")?
+        .get(name)
+        .and_then(node_text)
+}
+
+/// Names Winlogbeat renders for the levels of the Windows event schema.
+pub fn level_name(level: &str) -> Option<&'static str> {
+    Some(match level {
+        "0" => "information",
+        "1" => "critical",
+        "2" => "error",
+        "3" => "warning",
+        "4" => "information",
+        "5" => "verbose",
+        _ => return None,
+    })
+}
+
+/// Task names of the PowerShell providers (from their manifests), which Winlogbeat renders
+/// into `winlog.task` and Elastic into `event.action`.
+fn task_name(provider: &str, task: &str) -> Option<&'static str> {
+    Some(match (provider, task) {
+        ("Microsoft-Windows-PowerShell", "2") => "Execute a Remote Command",
+        ("Microsoft-Windows-PowerShell", "102") => "Starting Command",
+        ("Microsoft-Windows-PowerShell", "103") => "Stopping Command",
+        ("Microsoft-Windows-PowerShell", "106") => "Executing Pipeline",
+        ("PowerShell", "4") => "Engine Lifecycle",
+        ("PowerShell", "6") => "Provider Lifecycle",
+        ("PowerShell", "8") => "Pipeline Execution Details",
+        _ => return None,
+    })
+}
+
+fn opcode_name(opcode: &str) -> Option<&'static str> {
+    Some(match opcode {
+        "0" => "Info",
+        "1" => "Start",
+        "2" => "Stop",
+        "15" => "On create calls",
+        "20" => "To be used when operation is just executing a method",
+        _ => return None,
+    })
+}
+
+/// An EVTX record (the `Event` element as JSON) in Winlogbeat shape. `record_time` is the
+/// record header's timestamp, used only when `System/TimeCreated` is missing.
+pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc {
+    let mut doc = Doc::new();
+    let system = event.get("System").cloned().unwrap_or_default();
+    let text = |k: &str| system.get(k).and_then(node_text).filter(|s| !s.is_empty());
+    let provider = attr(&system, "Provider", "Name");
+    let time = attr(&system, "TimeCreated", "SystemTime").or(record_time);
+    if let Some(t) = time {
+        doc.set_str("@timestamp", t);
+    }
+    if let Some(p) = &provider {
+        doc.set_str("winlog.provider_name", p.clone());
+    }
+    if let Some(g) = attr(&system, "Provider", "Guid") {
+        doc.set_str("winlog.provider_guid", g);
+    }
+    if let Some(id) = text("EventID") {
+        doc.set_str("winlog.event_id", id);
+    }
+    if let Some(q) = attr(&system, "EventID", "Qualifiers") {
+        doc.set_str("winlog.event_id_qualifiers", q);
+    }
+    if let Some(v) = text("Version").and_then(|v| v.parse::<i64>().ok()) {
+        doc.set("winlog.version", Value::Int(v));
+    }
+    if let Some(level) = text("Level") {
+        match level_name(&level) {
+            Some(name) => doc.set_str("winlog.level", name),
+            None => doc.set_str("winlog.level", level),
+        }
+    }
+    if let Some(task) = text("Task") {
+        let name = provider.as_deref().and_then(|p| task_name(p, &task));
+        doc.set_str("winlog.task", name.map_or(task, str::to_string));
+    }
+    if let Some(op) = text("Opcode") {
+        doc.set_str("winlog.opcode", opcode_name(&op).map_or(op, str::to_string));
+    }
+    if let Some(k) = text("Keywords") {
+        doc.set_str("winlog.keywords", k);
+    }
+    if let Some(r) = text("EventRecordID") {
+        doc.set_str("winlog.record_id", r);
+    }
+    if let Some(a) = attr(&system, "Correlation", "ActivityID") {
+        doc.set_str("winlog.activity_id", a);
+    }
+    if let Some(a) = attr(&system, "Correlation", "RelatedActivityID") {
+        doc.set_str("winlog.related_activity_id", a);
+    }
+    for (name, field) in [
+        ("ProcessID", "winlog.process.pid"),
+        ("ThreadID", "winlog.process.thread.id"),
+    ] {
+        if let Some(v) = attr(&system, "Execution", name).and_then(|v| v.parse::<i64>().ok()) {
+            doc.set(field, Value::Int(v));
+        }
+    }
+    if let Some(c) = text("Channel") {
+        doc.set_str("winlog.channel", c);
+    }
+    if let Some(c) = text("Computer") {
+        doc.set_str("winlog.computer_name", c);
+    }
+    if let Some(sid) = attr(&system, "Security", "UserID") {
+        doc.set_str("winlog.user.identifier", sid);
+    }
+    if let Some(data) = event.get("EventData") {
+        event_data(&mut doc, data);
+    }
+    if let Some(user_data) = event.get("UserData") {
+        let mut flat = Doc::from_json(serde_json::json!({ "winlog": { "user_data": user_data } }));
+        for key in flat.keys_under("winlog.user_data.") {
+            if key.contains("#attributes") {
+                flat.remove(&format!("winlog.user_data.{key}"));
+            }
+        }
+        for (k, v) in flat.into_fields() {
+            doc.set(k, v);
+        }
+    }
+    doc
+}
+
+/// `EventData`: named items become `winlog.event_data.<Name>`; unnamed `<Data>` items become
+/// `param1`, `param2`, ... as Winlogbeat names them.
+fn event_data(doc: &mut Doc, data: &serde_json::Value) {
+    let serde_json::Value::Object(items) = data else {
+        return;
+    };
+    for (name, value) in items {
+        if name == "#attributes" {
+            continue;
+        }
+        if name == "Data" {
+            let unnamed: Vec<String> = match value.get("#text").unwrap_or(value) {
+                serde_json::Value::Array(parts) => parts
+                    .iter()
+                    .map(|p| node_text(p).unwrap_or_default())
+                    .collect(),
+                other => node_text(other).into_iter().collect(),
+            };
+            for (i, v) in unnamed.into_iter().enumerate() {
+                doc.set_str(format!("winlog.event_data.param{}", i + 1), v);
+            }
+            continue;
+        }
+        match value {
+            serde_json::Value::Array(parts) => {
+                let list = parts.iter().filter_map(node_text).map(Value::Str).collect();
+                doc.set(format!("winlog.event_data.{name}"), Value::List(list));
+            }
+            other => {
+                if let Some(v) = node_text(other) {
+                    doc.set_str(format!("winlog.event_data.{name}"), v);
+                }
+            }
+        }
+    }
+}
+
+/// System fields of the OTRF/NXLog flat shape and where Winlogbeat keeps them.
+const OTRF_SYSTEM: &[(&str, &str)] = &[
+    ("EventID", "winlog.event_id"),
+    ("Channel", "winlog.channel"),
+    ("SourceName", "winlog.provider_name"),
+    ("ProviderGuid", "winlog.provider_guid"),
+    ("Hostname", "winlog.computer_name"),
+    ("RecordNumber", "winlog.record_id"),
+    ("ExecutionProcessID", "winlog.process.pid"),
+    ("ThreadID", "winlog.process.thread.id"),
+    ("ActivityID", "winlog.activity_id"),
+    ("RelatedActivityID", "winlog.related_activity_id"),
+    ("Version", "winlog.version"),
+    ("Keywords", "winlog.keywords"),
+    ("UserID", "winlog.user.identifier"),
+    ("AccountName", "winlog.user.name"),
+    ("Domain", "winlog.user.domain"),
+    ("AccountType", "winlog.user.type"),
+    ("Opcode", "winlog.opcode"),
+    ("Message", "message"),
+    ("@timestamp", "@timestamp"),
+    ("tags", "tags"),
+];
+
+/// Fields the collector (NXLog, Logstash) added, kept under `nxlog.*`.
+const OTRF_COLLECTOR: &[&str] = &[
+    "@version",
+    "EventReceivedTime",
+    "SourceModuleName",
+    "SourceModuleType",
+    "EventType",
+    "EventTypeOrignal",
+    "SeverityValue",
+    "Severity",
+    "EventTime",
+    "ERROR_EVT_UNRESOLVED",
+    "OpcodeValue",
+    "port",
+    "host",
+    "TimeCreated",
+];
+
+fn from_otrf(map: serde_json::Map<String, serde_json::Value>) -> Doc {
+    let mut doc = Doc::new();
+    let provider = map
+        .get("SourceName")
+        .and_then(node_text)
+        .unwrap_or_default();
+    for (key, value) in map {
+        if value.is_null() {
+            continue;
+        }
+        if let Some((_, to)) = OTRF_SYSTEM.iter().find(|(k, _)| *k == key) {
+            flatten_value(&mut doc, to, value);
+        } else if key == "Level" {
+            let level = node_text(&value).unwrap_or_default();
+            doc.set_str(
+                "winlog.level",
+                level_name(&level).map_or(level, str::to_string),
+            );
+        } else if key == "Category" {
+            // NXLog's category is the rendered task name.
+            if let Some(t) = node_text(&value) {
+                doc.set_str("winlog.task", t);
+            }
+        } else if key == "Task" {
+            let task = node_text(&value).unwrap_or_default();
+            match task_name(&provider, &task) {
+                Some(name) => doc.set_default("winlog.task", Value::Str(name.into())),
+                None => doc.set_str("nxlog.Task", task),
+            }
+        } else if OTRF_COLLECTOR.contains(&key.as_str()) {
+            flatten_value(&mut doc, &format!("nxlog.{key}"), value);
+        } else if key == "event_data" || key == "UserData" {
+            let prefix = if key == "UserData" {
+                "winlog.user_data"
+            } else {
+                "winlog.event_data"
+            };
+            flatten_value(&mut doc, prefix, value);
+        } else {
+            flatten_value(&mut doc, &format!("winlog.event_data.{key}"), value);
+        }
+    }
+    // NXLog writes event-data items as strings; the record number and ids as numbers.
+    for (key, value) in doc.clone().iter() {
+        if key.starts_with("winlog.event_data.") {
+            if let Some(t) = value.to_text().filter(|_| !matches!(value, Value::Str(_))) {
+                doc.set_str(key, t);
+            }
+        }
+    }
+    doc
+}
+
+/// Winlogbeat 6 kept the Windows fields at the top level.
+const WINLOGBEAT6: &[(&str, &str)] = &[
+    ("event_id", "winlog.event_id"),
+    ("log_name", "winlog.channel"),
+    ("source_name", "winlog.provider_name"),
+    ("provider_guid", "winlog.provider_guid"),
+    ("computer_name", "winlog.computer_name"),
+    ("record_number", "winlog.record_id"),
+    ("process_id", "winlog.process.pid"),
+    ("thread_id", "winlog.process.thread.id"),
+    ("activity_id", "winlog.activity_id"),
+    ("related_activity_id", "winlog.related_activity_id"),
+    ("version", "winlog.version"),
+    ("keywords", "winlog.keywords"),
+    ("opcode", "winlog.opcode"),
+    ("task", "winlog.task"),
+    ("event_data", "winlog.event_data"),
+    ("user_data", "winlog.user_data"),
+    ("user", "winlog.user"),
+    ("type", "winlog.api"),
+];
+
+fn from_winlogbeat6(map: serde_json::Map<String, serde_json::Value>) -> Doc {
+    let mut doc = Doc::new();
+    for (key, value) in map {
+        if key == "level" {
+            if let Some(l) = node_text(&value) {
+                doc.set_str("winlog.level", l.to_lowercase());
+            }
+            continue;
+        }
+        let to = WINLOGBEAT6
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(key.as_str(), |(_, to)| to);
+        flatten_value(&mut doc, to, value);
+    }
+    doc
+}
+
+fn flatten_value(doc: &mut Doc, path: &str, value: serde_json::Value) {
+    let mut wrapped = serde_json::Map::new();
+    wrapped.insert(path.to_string(), value);
+    for (k, v) in Doc::from_json(serde_json::Value::Object(wrapped)).into_fields() {
+        doc.set(k, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evtx_record_maps_system_and_data() {
+        let ev = json!({"System": {"Provider": {"#attributes": {"Name": "PowerShell"}},
+            "EventID": {"#attributes": {"Qualifiers": "0"}, "#text": "800"}, "Level": "4",
+            "Task": "8", "TimeCreated": {"#attributes": {"SystemTime": "2021-06-03T13:05:59.8094582Z"}},
+            "EventRecordID": "28208", "Channel": "Windows PowerShell", "Computer": "fs01",
+            "Execution": {"#attributes": {"ProcessID": "4", "ThreadID": 8}}, "Security": null},
+            "EventData": {"Data": {"#text": ["", "\tA=1", "x"]}}});
+        let d = from_evtx_json(&ev, None);
+        assert_eq!(d.get_str("winlog.event_id"), Some("800"));
+        assert_eq!(d.get_str("winlog.task"), Some("Pipeline Execution Details"));
+        assert_eq!(d.get_str("winlog.level"), Some("information"));
+        assert_eq!(d.get_str("winlog.event_data.param2"), Some("\tA=1"));
+        assert_eq!(d.get("winlog.process.thread.id"), Some(&Value::Int(8)));
+        assert_eq!(
+            d.get_str("@timestamp"),
+            Some("2021-06-03T13:05:59.8094582Z")
+        );
+    }
+
+    #[test]
+    fn otrf_line_maps_system_fields_and_event_data() {
+        let (shape, d) = to_winlog_shape(
+            json!({"EventID": 4104, "Channel": "Microsoft-Windows-PowerShell/Operational",
+            "SourceName": "Microsoft-Windows-PowerShell", "Hostname": "WS5", "RecordNumber": 41696,
+            "Task": 2, "Category": "Execute a Remote Command", "ScriptBlockText": "x", "Path": null,
+            "port": 64545, "@timestamp": "2020-09-18T19:00:13.835Z"}),
+        );
+        assert_eq!(shape, Shape::Otrf);
+        assert_eq!(d.get_text("winlog.event_id").as_deref(), Some("4104"));
+        assert_eq!(d.get_str("winlog.event_data.ScriptBlockText"), Some("x"));
+        assert_eq!(d.get_str("winlog.task"), Some("Execute a Remote Command"));
+        assert_eq!(d.get("nxlog.port"), Some(&Value::Int(64545)));
+        assert!(!d.contains("winlog.event_data.Path"));
+    }
+
+    #[test]
+    fn search_hits_are_unwrapped() {
+        let (shape, d) = to_winlog_shape(json!({"_index": "logs-x", "_id": "1",
+            "_source": {"event": {"code": "4104"}, "@timestamp": "2024-01-01T00:00:00Z"}}));
+        assert_eq!(shape, Shape::Ecs);
+        assert_eq!(d.get_str("_index"), Some("logs-x"));
+        assert_eq!(d.get_str("event.code"), Some("4104"));
+    }
+
+    #[test]
+    fn winlogbeat6_is_moved_under_winlog() {
+        let (shape, d) = to_winlog_shape(
+            json!({"event_id": 4104, "log_name": "Microsoft-Windows-PowerShell/Operational",
+            "source_name": "Microsoft-Windows-PowerShell", "event_data": {"ScriptBlockText": "a"}, "level": "Warning"}),
+        );
+        assert_eq!(shape, Shape::Winlogbeat6);
+        assert_eq!(d.get_str("winlog.event_data.ScriptBlockText"), Some("a"));
+        assert_eq!(d.get_str("winlog.level"), Some("warning"));
+    }
+}
