@@ -1,0 +1,10 @@
+//! quarry's integration tests, one module per capability.
+
+mod util;
+
+// Converting the real EVTX, OTRF and Elastic data in ../shared/data: counts and golden fields.
+mod convert_real_data;
+// The ECS mapping against Elastic's own pipeline test input and expected output.
+mod ecs_pipeline;
+// Bad input: broken lines and records, missing paths, interrupted runs, re-conversion.
+mod bad_input;

@@ -1,0 +1,77 @@
+//! Shared helpers of the integration tests: temporary directories, the real-data location,
+//! running the binary, and reading a dataset back as JSON rows.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use tempfile::TempDir;
+
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("quarry-test-")
+        .tempdir()
+        .expect("temporary directory")
+}
+
+/// `../shared/data`, or `None` (after printing why) when this checkout has no shared data.
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: {} is absent (real data lives beside the checkout)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// A `quarry` command ready to run.
+pub fn quarry() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_quarry"))
+}
+
+/// Every part of a dataset, in path order.
+pub fn parts(dataset: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    walk(dataset, &mut out);
+    out.retain(|p| p.extension().is_some_and(|e| e == "parquet"));
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+pub type Row = BTreeMap<String, serde_json::Value>;
+
+/// Every row of every part, as JSON objects keyed by column name (nulls left out).
+pub fn read_rows(dataset: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for part in parts(dataset) {
+        let file = std::fs::File::open(&part).expect("open part");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("parquet reader")
+            .build()
+            .expect("build reader");
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+            writer.write(&batch).expect("json");
+            writer.finish().expect("json finish");
+            let json: Vec<Row> = serde_json::from_slice(&writer.into_inner()).expect("rows");
+            rows.extend(json);
+        }
+    }
+    rows
+}
