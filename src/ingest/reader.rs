@@ -512,10 +512,14 @@ fn read_evtx(
         |record: evtx::err::Result<evtx::SerializedEvtxRecord<serde_json::Value>>| {
             n += 1;
             match record {
-                Ok(r) => {
+                Ok(mut r) => {
                     let header_zero = r.timestamp.as_second() == ZERO_FILETIME_UNIX_SECONDS;
                     let header_time = (!header_zero).then(|| r.timestamp.to_string());
-                    let event = r.data.get("Event").cloned().unwrap_or_default();
+                    let event = r
+                        .data
+                        .get_mut("Event")
+                        .map(serde_json::Value::take)
+                        .unwrap_or_default();
                     let mut doc = shapes::from_evtx_json(&event, header_time);
                     if header_zero {
                         doc.set_str("quarry.flags", "record_header_zero_filetime");

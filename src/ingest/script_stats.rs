@@ -129,18 +129,33 @@ pub fn script_stats(text: &str) -> Option<ScriptStats> {
     if length == 0 {
         return None;
     }
-    let mut counts = vec![0u32; 65536];
-    let mut seen: Vec<u16> = Vec::new();
+    // Counts per UTF-16 unit in order of first appearance (the order the running update
+    // uses); ASCII in a table, everything else in a map.
+    let mut ascii = [u32::MAX; 128];
+    let mut other: std::collections::HashMap<u16, usize> = std::collections::HashMap::new();
+    let mut seen: Vec<(u16, u32)> = Vec::new();
     for &c in &normalized {
-        if counts[c as usize] == 0 {
-            seen.push(c);
+        let slot = if c < 128 {
+            &mut ascii[c as usize]
+        } else {
+            let next = seen.len();
+            let idx = *other.entry(c).or_insert(next);
+            if idx == next {
+                seen.push((c, 0));
+            }
+            seen[idx].1 += 1;
+            continue;
+        };
+        if *slot == u32::MAX {
+            *slot = seen.len() as u32;
+            seen.push((c, 0));
         }
-        counts[c as usize] += 1;
+        seen[*slot as usize].1 += 1;
     }
     let inv_log2 = 1.0 / 2f64.ln();
     let (mut entropy, mut surprisal_var, mut p_sum) = (0.0f64, 0.0f64, 0.0f64);
-    for &code in &seen {
-        let p = f64::from(counts[code as usize]) / length as f64;
+    for &(_, count) in &seen {
+        let p = f64::from(count) / length as f64;
         let l2p = p.ln() * inv_log2;
         p_sum += p;
         let previous = entropy;

@@ -1,0 +1,323 @@
+//! Conversion throughput: ECS/Winlogbeat NDJSON and EVTX into a Parquet dataset.
+//!
+//! Data: an NDJSON file of `QUARRY_BENCH_MB` MiB (default 256) generated here with a fixed
+//! seed — PowerShell 4104 events in Winlogbeat 8 shape, script bodies of 40 bytes to 24 KiB
+//! drawn from a few dozen parameterised templates, spread over 30 days and 50 hosts, so every
+//! day partition is written several times as the memory budget fills. The EVTX part uses every
+//! `.evtx` file under `../shared/data/evtx` (skipped when absent) and compares quarry's
+//! conversion with the `evtx` crate alone parsing the same files to JSON values.
+//!
+//! Each figure is checked: the converted event count must equal the generated line count and
+//! the EVTX record count. Peak memory is the converter's VmHWM, read from /proc while the
+//! release binary converts the NDJSON file as a child process.
+//!
+//! With `QUARRY_BENCH_CODECS=1` the NDJSON file is also converted with zstd(1), zstd(3),
+//! LZ4_RAW and no compression, and each dataset's script-text column is read back on one
+//! thread: dataset size against decode time, the trade-off behind the default codec.
+//!
+//! Run: `cargo bench --bench convert` (add `QUARRY_BENCH_MB=5120` for the 5 GB check).
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use quarry::ingest::{convert, ConvertOptions, NoProgress};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const VERBS: &[&str] = &[
+    "Get", "Set", "New", "Remove", "Invoke", "Test", "Import", "Export",
+];
+const NOUNS: &[&str] = &[
+    "Service",
+    "Process",
+    "ChildItem",
+    "CimInstance",
+    "ItemProperty",
+    "ScheduledTask",
+    "NetAdapter",
+    "Module",
+    "Content",
+    "WinEvent",
+    "LocalGroupMember",
+    "DnsClientCache",
+];
+
+fn script(rng: &mut Rng) -> String {
+    let lines = match rng.below(10) {
+        0..=5 => 1 + rng.below(4),
+        6..=8 => 5 + rng.below(60),
+        _ => 100 + rng.below(500),
+    };
+    let mut s = String::new();
+    for i in 0..lines {
+        let verb = VERBS[rng.below(VERBS.len() as u64) as usize];
+        let noun = NOUNS[rng.below(NOUNS.len() as u64) as usize];
+        s.push_str(&format!(
+            "$r{i} = {verb}-{noun} -Name 'item{}' -ErrorAction SilentlyContinue | Where-Object {{ $_.Status -ne 'Stopped' }}\r\n",
+            rng.below(1000)
+        ));
+    }
+    s
+}
+
+fn generate_ndjson(path: &Path, mib: u64) -> u64 {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut out = BufWriter::new(std::fs::File::create(path).expect("create ndjson"));
+    let target = mib << 20;
+    let (mut written, mut events) = (0u64, 0u64);
+    let start = 1_704_067_200_000i64; // 2024-01-01
+    while written < target {
+        let ts = start + rng.below(30 * 86_400_000) as i64;
+        let host = rng.below(50);
+        let doc = serde_json::json!({
+            "@timestamp": chrono::DateTime::from_timestamp_millis(ts).expect("ts").to_rfc3339(),
+            "host": {"name": format!("ws-{host:04}")},
+            "event": {"code": "4104", "kind": "event", "provider": "Microsoft-Windows-PowerShell"},
+            "winlog": {"channel": "Microsoft-Windows-PowerShell/Operational", "event_id": "4104",
+                "record_id": events + 1, "computer_name": format!("ws-{host:04}.corp.example"),
+                "provider_name": "Microsoft-Windows-PowerShell", "level": "verbose",
+                "process": {"pid": 1000 + rng.below(8000), "thread": {"id": 1000 + rng.below(8000)}},
+                "user": {"identifier": format!("S-1-5-21-1004336348-1177238915-682003330-{}", 1000 + rng.below(200))},
+                "event_data": {"MessageNumber": "1", "MessageTotal": "1", "ScriptBlockText": script(&mut rng),
+                    "ScriptBlockId": format!("{:016x}-{:04x}", rng.next(), rng.below(65536)), "Path": ""}}
+        });
+        let line = doc.to_string();
+        out.write_all(line.as_bytes()).expect("write");
+        out.write_all(b"\n").expect("write");
+        written += line.len() as u64 + 1;
+        events += 1;
+    }
+    out.flush().expect("flush");
+    events
+}
+
+fn evtx_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            evtx_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "evtx") {
+            out.push(p);
+        }
+    }
+}
+
+fn convert_timed(inputs: &[PathBuf], out: &Path) -> (f64, u64) {
+    let t = Instant::now();
+    let report = convert(
+        inputs,
+        out,
+        &ConvertOptions::default(),
+        &mut NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("convert");
+    (t.elapsed().as_secs_f64(), report.events)
+}
+
+/// Peak resident memory (KiB) of the release binary converting `input`.
+fn peak_memory_kib(input: &Path, out: &Path) -> Option<u64> {
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/quarry");
+    if !exe.exists() {
+        return None;
+    }
+    let mut child = std::process::Command::new(exe)
+        .args(["convert", "--quiet", "--out"])
+        .arg(out)
+        .arg(input)
+        .spawn()
+        .ok()?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("VmHWM:") {
+                    let kib: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                    peak = peak.max(kib);
+                }
+            }
+        }
+        if child.try_wait().ok()?.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Some(peak)
+}
+
+/// Seconds to decompress and decode one column from every part of a dataset (one thread).
+fn read_column_secs(dataset: &Path, column: &str) -> (f64, u64) {
+    let mut parts = Vec::new();
+    collect_parts(dataset, &mut parts);
+    let t = Instant::now();
+    let mut values = 0u64;
+    for part in parts {
+        let file = std::fs::File::open(&part).expect("part");
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("reader");
+        let leaves: Vec<usize> = builder
+            .parquet_schema()
+            .columns()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.path().parts()[0] == column)
+            .map(|(i, _)| i)
+            .collect();
+        let mask = parquet::arrow::ProjectionMask::leaves(builder.parquet_schema(), leaves);
+        for batch in builder.with_projection(mask).build().expect("build") {
+            values += batch.expect("batch").num_rows() as u64;
+        }
+    }
+    (t.elapsed().as_secs_f64(), values)
+}
+
+fn collect_parts(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_parts(&p, out);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut parts = Vec::new();
+    collect_parts(dir, &mut parts);
+    parts
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Size and read cost of the script text column under each codec, same input, same run.
+fn compare_codecs(input: &Path, tmp: &Path, events: u64) {
+    use quarry::ingest::writer::Codec;
+    let column = "powershell.file.script_block_text";
+    for codec in [
+        Codec::Zstd(1),
+        Codec::Zstd(3),
+        Codec::Lz4Raw,
+        Codec::Uncompressed,
+    ] {
+        let out = tmp.join(format!("ds-{}", codec.name()));
+        let mut opts = ConvertOptions::default();
+        opts.layout.codec = codec;
+        let t = Instant::now();
+        let report = convert(
+            &[input.to_path_buf()],
+            &out,
+            &opts,
+            &mut NoProgress,
+            &AtomicBool::new(false),
+        )
+        .expect("convert");
+        let write = t.elapsed().as_secs_f64();
+        assert_eq!(report.events, events);
+        let (read, rows) = read_column_secs(&out, column);
+        assert_eq!(rows, events);
+        println!(
+            "codec {:>12}: dataset {:>7.1} MiB, convert {write:.2}s, read {column} {read:.3}s",
+            codec.name(),
+            dir_bytes(&out) as f64 / 1048576.0
+        );
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("convert: bench");
+        return;
+    }
+    let mib: u64 = std::env::var("QUARRY_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ndjson = tmp.path().join("events.ndjson");
+    let generated = generate_ndjson(&ndjson, mib);
+    let bytes = std::fs::metadata(&ndjson).expect("size").len();
+    let (secs, events) =
+        convert_timed(std::slice::from_ref(&ndjson), &tmp.path().join("ds-ndjson"));
+    assert_eq!(events, generated, "every generated line must convert");
+    println!(
+        "ndjson: {:.1} MiB, {events} events in {secs:.2}s: {:.1} MB/s, {:.0} events/s (one thread)",
+        bytes as f64 / 1048576.0,
+        bytes as f64 / 1e6 / secs,
+        events as f64 / secs
+    );
+    if std::env::var("QUARRY_BENCH_CODECS").is_ok() {
+        compare_codecs(&ndjson, tmp.path(), generated);
+    }
+    match peak_memory_kib(&ndjson, &tmp.path().join("ds-peak")) {
+        Some(kib) => println!(
+            "ndjson: peak memory of `quarry convert` on {:.0} MiB input: {:.0} MiB",
+            bytes as f64 / 1048576.0,
+            kib as f64 / 1024.0
+        ),
+        None => println!("ndjson: peak memory not measured (build target/release/quarry first)"),
+    }
+
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/evtx");
+    let mut files = Vec::new();
+    evtx_files(&shared, &mut files);
+    files.sort();
+    // Identical files (the same sample shipped twice) are converted once: compare like with like.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(quarry::ingest::dataset::fingerprint(f).expect("fingerprint")));
+    if files.is_empty() {
+        println!("evtx: skipped ({} is absent)", shared.display());
+        return;
+    }
+    let evtx_bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let rounds = 5;
+    let t = Instant::now();
+    let mut records = 0u64;
+    for _ in 0..rounds {
+        records = 0;
+        for f in &files {
+            let mut parser = evtx::EvtxParser::from_path(f).expect("evtx");
+            records += parser.records_json_value().filter(|r| r.is_ok()).count() as u64;
+        }
+    }
+    let alone = t.elapsed().as_secs_f64() / rounds as f64;
+    let mut ours = 0.0;
+    for round in 0..rounds {
+        let (secs, events) = convert_timed(&files, &tmp.path().join(format!("ds-evtx{round}")));
+        assert_eq!(events, records, "every EVTX record must convert");
+        ours += secs;
+    }
+    ours /= rounds as f64;
+    println!(
+        "evtx: {} files, {:.1} MiB, {records} records: evtx crate alone {:.1} MB/s, quarry convert {:.1} MB/s ({:.0} events/s): ratio {:.2}",
+        files.len(),
+        evtx_bytes as f64 / 1048576.0,
+        evtx_bytes as f64 / 1e6 / alone,
+        evtx_bytes as f64 / 1e6 / ours,
+        records as f64 / ours,
+        alone / ours
+    );
+}
