@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use quarry::ingest::reader::BadReason;
-use quarry::ingest::{convert, ConvertOptions, ConvertProgress, IngestError, NoProgress};
+use quarry::ingest::{convert, ConvertOptions, ConvertProgress, IngestError};
 
 use crate::util;
 
@@ -29,13 +29,7 @@ fn write_lines(path: &Path, lines: &[Vec<u8>]) {
 }
 
 fn run(inputs: &[PathBuf], out: &Path) -> Result<quarry::ingest::ConvertReport, IngestError> {
-    convert(
-        inputs,
-        out,
-        &ConvertOptions::default(),
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
+    util::convert_default(inputs, out)
 }
 
 #[test]

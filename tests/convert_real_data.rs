@@ -3,22 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
-use quarry::ingest::{convert, ConvertOptions, ConvertReport, NoProgress};
+use quarry::ingest::ConvertReport;
 use serde_json::Value;
 
 use crate::util;
 
 fn convert_to(inputs: &[PathBuf], out: &Path) -> ConvertReport {
-    convert(
-        inputs,
-        out,
-        &ConvertOptions::default(),
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap_or_else(|e| panic!("convert {inputs:?}: {e}"))
+    util::convert_default(inputs, out).unwrap_or_else(|e| panic!("convert {inputs:?}: {e}"))
 }
 
 struct ManifestRow {

@@ -156,14 +156,7 @@ fn script_statistics_are_produced_for_the_obfuscated_dump_script() {
         .join("ecs/elastic-integrations/windows/forwarded/test-powershell-operational-events.json");
     let tmp = util::temp_dir();
     let out = tmp.path().join("ds");
-    let report = quarry::ingest::convert(
-        &[input],
-        &out,
-        &quarry::ingest::ConvertOptions::default(),
-        &mut quarry::ingest::NoProgress,
-        &std::sync::atomic::AtomicBool::new(false),
-    )
-    .expect("convert");
+    let report = util::convert_default(&[input], &out).expect("convert");
     assert_eq!(report.events, 6);
     let rows = util::read_rows(Path::new(&out));
     let dump = rows

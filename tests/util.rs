@@ -53,6 +53,20 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Converts `inputs` into `out` with the default options, as `quarry convert` does.
+pub fn convert_default(
+    inputs: &[PathBuf],
+    out: &Path,
+) -> Result<quarry::ingest::ConvertReport, quarry::ingest::IngestError> {
+    quarry::ingest::convert(
+        inputs,
+        out,
+        &quarry::ingest::ConvertOptions::default(),
+        &mut quarry::ingest::NoProgress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+}
+
 pub type Row = BTreeMap<String, serde_json::Value>;
 
 /// Every row of every part, as JSON objects keyed by column name (nulls left out).
