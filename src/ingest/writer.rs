@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float64Builder, Int64Builder, ListBuilder, StringArray, StringBuilder,
+    Array, ArrayRef, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema};
@@ -460,15 +460,6 @@ impl PartitionWriter {
 /// that no `*.parquet` glob matches.
 pub fn staged_path(staging: &Path, rel: &str) -> PathBuf {
     staging.join(format!("{rel}.staged"))
-}
-
-/// The string values of a column, for tests and summaries.
-pub fn string_values(array: &dyn Array) -> Vec<Option<String>> {
-    array
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .map(|a| a.iter().map(|v| v.map(str::to_string)).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
