@@ -61,7 +61,8 @@ struct ConvertArgs {
     /// Maximum rows of a row group.
     #[arg(long, default_value_t = 131072)]
     row_group_rows: usize,
-    /// Memory for buffered rows before a partition is written, in MiB.
+    /// Approximate peak memory of the run, in MiB: half of it buffers rows, the rest is
+    /// sorting and encoding a partition when it is written.
     #[arg(long, default_value_t = 256)]
     memory_mb: usize,
     /// Print no progress bar and no summary (errors are still printed).
@@ -112,7 +113,7 @@ fn run_convert(args: ConvertArgs, cancel: &AtomicBool) -> i32 {
             codec,
             row_group_bytes: args.row_group_mb.max(1) << 20,
             row_group_rows: args.row_group_rows.max(1),
-            memory_budget: args.memory_mb.max(1) << 20,
+            memory_budget: (args.memory_mb.max(2) << 20) / 2,
         },
         ..ConvertOptions::default()
     };

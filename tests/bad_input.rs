@@ -301,3 +301,58 @@ fn zero_filetime_events_are_kept_flagged_outside_any_date_partition() {
         Some("2024-01-01T00:00:00.000000Z")
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_binary_and_leaves_the_dataset_unchanged() {
+    let tmp = util::temp_dir();
+    let first = tmp.path().join("first.ndjson");
+    write_lines(
+        &first,
+        &[event_line(1, "2024-01-01T00:00:01Z").into_bytes()],
+    );
+    let out = tmp.path().join("ds");
+    let status = util::quarry()
+        .args(["convert", "--quiet", "--out"])
+        .arg(&out)
+        .arg(&first)
+        .status()
+        .expect("run quarry");
+    assert!(status.success());
+    let before = std::fs::read_to_string(out.join("_quarry/dataset.json")).expect("manifest");
+    let parts_before = util::parts(&out);
+
+    // Big enough, with a small memory budget, that parts are staged long before the end.
+    let big = tmp.path().join("big.ndjson");
+    let lines: Vec<Vec<u8>> = (0..200_000)
+        .map(|i| event_line(10 + i, &format!("2024-02-{:02}T00:00:01Z", 1 + i % 28)).into_bytes())
+        .collect();
+    write_lines(&big, &lines);
+    let mut child = util::quarry()
+        .args(["convert", "--quiet", "--memory-mb", "2", "--out"])
+        .arg(&out)
+        .arg(&big)
+        .spawn()
+        .expect("spawn quarry");
+    let staging = out.join("_quarry/staging");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !staging.exists() && std::time::Instant::now() < deadline {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(staging.exists(), "the run staged nothing before it ended");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("_quarry/dataset.json")).expect("manifest"),
+        before
+    );
+    assert_eq!(util::parts(&out), parts_before);
+    assert!(!staging.exists(), "staging is removed on Ctrl-C");
+}

@@ -294,9 +294,12 @@ impl Dataset {
 
 /// `blake3:<hex>` of a file's bytes.
 pub fn fingerprint(path: &Path) -> Result<String, IngestError> {
+    // Read through a buffer, not a mapping: mapped pages would count against the
+    // converter's resident memory for the whole size of the input.
+    let file = std::fs::File::open(path).map_err(|e| IngestError::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
     hasher
-        .update_mmap(path)
+        .update_reader(std::io::BufReader::with_capacity(1 << 20, file))
         .map_err(|e| IngestError::io(path, e))?;
     Ok(format!("blake3:{}", hasher.finalize().to_hex()))
 }

@@ -22,6 +22,7 @@
 
 pub mod dataset;
 pub mod doc;
+pub mod parallel;
 pub mod pipeline;
 pub mod reader;
 pub mod schema;
@@ -284,6 +285,10 @@ pub fn convert(
     if result.is_err() && staging.exists() {
         // Best effort: the next run removes whatever staging is left anyway.
         let _ = std::fs::remove_dir_all(&staging);
+        if let Some(parent) = staging.parent() {
+            // Only succeeds when no other run's staging is there.
+            let _ = std::fs::remove_dir(parent);
+        }
     }
     result.map(|()| report)
 }
@@ -504,7 +509,10 @@ fn convert_file(
         }
     };
     let mut on_progress = |bytes: u64| last_bytes = bytes;
-    let read_result = reader::read(file, &mut on_progress, &cancelled, &mut emit);
+    let pipeline_options = opts.pipeline;
+    let prepare: reader::Prepare =
+        std::sync::Arc::new(move |doc: &mut Doc| pipeline::apply(doc, pipeline_options));
+    let read_result = reader::read(file, &prepare, &mut on_progress, &cancelled, &mut emit);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -513,7 +521,7 @@ fn convert_file(
     Ok((events, bad))
 }
 
-/// Maps, stamps and buffers one event. `Ok(false)` means it had no usable timestamp.
+/// Stamps and buffers one mapped event. `Ok(false)` means it had no usable timestamp.
 fn add_event(
     mut doc: Doc,
     shape: Shape,
@@ -521,7 +529,6 @@ fn add_event(
     writer: &mut PartitionWriter,
     report: &mut ConvertReport,
 ) -> Result<bool, IngestError> {
-    pipeline::apply(&mut doc, opts.pipeline);
     let Some(ts) = doc.get(schema::TIMESTAMP).and_then(parse_timestamp) else {
         return Ok(false);
     };

@@ -337,17 +337,19 @@ fn connected_user(doc: &mut Doc) {
 /// script statistics.
 fn script_block(doc: &mut Doc) {
     const TEXT: &str = "powershell.file.script_block_text";
-    let Some(text) = doc.get_str(TEXT) else {
-        return;
+    // Taken out while it is measured (scripts can be megabytes: no copy), then put back.
+    let mut text = match doc.remove(TEXT) {
+        Some(Value::Str(text)) => text,
+        Some(other) => {
+            doc.set(TEXT, other);
+            return;
+        }
+        None => return,
     };
-    let trimmed = script_stats::java_trim(text);
-    let trimmed_owned = (trimmed.len() != text.len()).then(|| trimmed.to_string());
-    if let Some(t) = trimmed_owned {
-        doc.set_str(TEXT, t);
+    let trimmed = script_stats::java_trim(&text);
+    if trimmed.len() != text.len() {
+        text = trimmed.to_string();
     }
-    let Some(text) = doc.get_str(TEXT).map(str::to_string) else {
-        return;
-    };
     doc.set_default(
         "powershell.file.script_block_hash",
         Value::Str(script_stats::script_block_hash(&text)),
@@ -355,30 +357,23 @@ fn script_block(doc: &mut Doc) {
     if let Some(sig) = script_stats::signature(&text) {
         doc.set_default("powershell.file.script_block_signature", Value::Str(sig));
     }
-    if doc.contains("powershell.file.script_block_entropy_bits") {
+    let stats = if doc.contains("powershell.file.script_block_entropy_bits") {
+        None
+    } else {
+        script_stats::script_stats(&text)
+    };
+    doc.set(TEXT, Value::Str(text));
+    let Some(stats) = stats else {
         return;
-    }
-    if let Some(stats) = script_stats::script_stats(&text) {
-        doc.set(
-            "powershell.file.script_block_length",
-            Value::Int(stats.length),
-        );
-        doc.set(
-            "powershell.file.script_block_unique_symbols",
-            Value::Int(stats.unique_symbols),
-        );
-        doc.set(
-            "powershell.file.script_block_entropy_bits",
-            Value::Float(stats.entropy_bits),
-        );
-        doc.set(
-            "powershell.file.script_block_entropy_normalized",
-            Value::Float(stats.entropy_normalized),
-        );
-        doc.set(
-            "powershell.file.script_block_surprisal_stdev",
-            Value::Float(stats.surprisal_stdev),
-        );
+    };
+    for (field, value) in [
+        ("length", Value::Int(stats.length)),
+        ("unique_symbols", Value::Int(stats.unique_symbols)),
+        ("entropy_bits", Value::Float(stats.entropy_bits)),
+        ("entropy_normalized", Value::Float(stats.entropy_normalized)),
+        ("surprisal_stdev", Value::Float(stats.surprisal_stdev)),
+    ] {
+        doc.set(format!("powershell.file.script_block_{field}"), value);
     }
 }
 

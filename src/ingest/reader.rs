@@ -11,9 +11,19 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use super::doc::Doc;
+use super::parallel;
 use super::shapes::{self, Shape};
 use super::IngestError;
+
+/// Work done to each document on the worker threads before it reaches `emit` (the ingest
+/// pipeline, in a conversion).
+pub type Prepare = Arc<dyn Fn(&mut Doc) + Send + Sync>;
+
+/// NDJSON is handed to the workers in batches of about this many bytes of whole lines.
+const LINE_BATCH_BYTES: usize = 1 << 20;
 
 /// What an input file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,17 +238,19 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Reads every record of an input. `progress` receives the number of input bytes consumed
-/// so far; `emit` receives each record. Stops early when `cancelled` returns true.
+/// Reads every record of an input. Records are parsed, shaped and `prepare`d on every core;
+/// `emit` receives them on the calling thread, in file order. `progress` receives the number
+/// of input bytes consumed so far. Stops early when `cancelled` returns true.
 pub fn read(
     input: &InputFile,
+    prepare: &Prepare,
     progress: &mut dyn FnMut(u64),
     cancelled: &dyn Fn() -> bool,
     emit: &mut dyn FnMut(Item),
 ) -> Result<(), IngestError> {
     match input.format {
-        Format::Json => read_json(input, progress, cancelled, emit),
-        Format::Evtx => read_evtx(input, progress, cancelled, emit),
+        Format::Json => read_json(input, prepare, progress, cancelled, emit),
+        Format::Evtx => read_evtx(input, prepare, progress, cancelled, emit),
     }
 }
 
@@ -309,6 +321,7 @@ fn emit_value(
     input: &InputFile,
     loc: Location,
     value: serde_json::Value,
+    prepare: &Prepare,
     emit: &mut dyn FnMut(Item),
 ) {
     let mut docs = Vec::new();
@@ -323,7 +336,8 @@ fn emit_value(
             ));
             continue;
         }
-        let (shape, doc) = shapes::to_winlog_shape(v);
+        let (shape, mut doc) = shapes::to_winlog_shape(v);
+        prepare(&mut doc);
         emit(Item::Doc {
             shape,
             doc,
@@ -345,59 +359,101 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 
 fn read_json(
     input: &InputFile,
+    prepare: &Prepare,
     progress: &mut dyn FnMut(u64),
     cancelled: &dyn Fn() -> bool,
     emit: &mut dyn FnMut(Item),
 ) -> Result<(), IngestError> {
     if !first_line_is_document(input)? {
-        return read_json_stream(input, progress, emit);
+        return read_json_stream(input, prepare, progress, emit);
     }
     let (mut reader, count) = open_counted(input)?;
-    let mut line = Vec::with_capacity(1 << 16);
-    let mut number = 0u64;
-    loop {
-        line.clear();
-        let n = match reader.read_until(b'\n', &mut line) {
-            Ok(n) => n,
-            Err(e) => {
-                emit(bad(
-                    input,
-                    Location::Line(number + 1),
-                    BadReason::UnreadableFile,
-                    e.to_string(),
-                ));
-                break;
-            }
+    let mut next_line = 1u64;
+    let mut failed = false;
+    let mut batches = std::iter::from_fn(|| {
+        if failed {
+            return None;
+        }
+        let mut batch = LineBatch {
+            first_line: next_line,
+            bytes: Vec::with_capacity(LINE_BATCH_BYTES + (64 << 10)),
+            read_error: None,
         };
-        if n == 0 {
-            break;
-        }
-        number += 1;
-        if number.is_multiple_of(1024) {
-            progress(count.load(std::sync::atomic::Ordering::Relaxed));
-            if cancelled() {
-                return Err(IngestError::Cancelled);
+        while batch.bytes.len() < LINE_BATCH_BYTES {
+            match reader.read_until(b'\n', &mut batch.bytes) {
+                Ok(0) => break,
+                Ok(_) => next_line += 1,
+                Err(e) => {
+                    batch.read_error = Some(e.to_string());
+                    failed = true;
+                    break;
+                }
             }
         }
-        let text = trim_ascii(strip_bom(&line, number));
+        (!batch.bytes.is_empty() || batch.read_error.is_some()).then_some(batch)
+    });
+    let work = |batch: LineBatch| parse_lines(input, prepare, batch);
+    let finished = parallel::ordered_map(
+        parallel::default_threads(),
+        &mut batches,
+        &work,
+        &mut |items: Vec<Item>| {
+            items.into_iter().for_each(&mut *emit);
+            progress(count.load(std::sync::atomic::Ordering::Relaxed));
+            !cancelled()
+        },
+    );
+    if !finished {
+        return Err(IngestError::Cancelled);
+    }
+    progress(count.load(std::sync::atomic::Ordering::Relaxed));
+    Ok(())
+}
+
+/// Whole lines of an NDJSON file, starting at line `first_line`.
+struct LineBatch {
+    first_line: u64,
+    bytes: Vec<u8>,
+    /// Reading stopped after these lines because the file could not be read further.
+    read_error: Option<String>,
+}
+
+/// Parses, shapes and prepares the documents of a batch of lines.
+fn parse_lines(input: &InputFile, prepare: &Prepare, batch: LineBatch) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut number = batch.first_line;
+    let mut rest = batch.bytes.as_slice();
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        let text = trim_ascii(strip_bom(line, number));
+        let loc = Location::Line(number);
+        number += 1;
         if text.is_empty() {
             continue;
         }
-        let loc = Location::Line(number);
         match serde_json::from_slice::<serde_json::Value>(text) {
-            Ok(v) => emit_value(input, loc, v, emit),
+            Ok(v) => emit_value(input, loc, v, prepare, &mut |item| items.push(item)),
             Err(e) => {
                 let reason = if std::str::from_utf8(text).is_err() {
                     BadReason::InvalidUtf8
                 } else {
                     BadReason::InvalidJson
                 };
-                emit(bad(input, loc, reason, e.to_string()));
+                items.push(bad(input, loc, reason, e.to_string()));
             }
         }
     }
-    progress(count.load(std::sync::atomic::Ordering::Relaxed));
-    Ok(())
+    if let Some(e) = batch.read_error {
+        items.push(bad(
+            input,
+            Location::Line(number),
+            BadReason::UnreadableFile,
+            e,
+        ));
+    }
+    items
 }
 
 fn strip_bom(line: &[u8], number: u64) -> &[u8] {
@@ -445,6 +501,7 @@ fn first_line_is_document(input: &InputFile) -> Result<bool, IngestError> {
 
 fn read_json_stream(
     input: &InputFile,
+    prepare: &Prepare,
     progress: &mut dyn FnMut(u64),
     emit: &mut dyn FnMut(Item),
 ) -> Result<(), IngestError> {
@@ -453,7 +510,7 @@ fn read_json_stream(
     for (i, value) in stream.enumerate() {
         let loc = Location::Value(i as u64 + 1);
         match value {
-            Ok(v) => emit_value(input, loc, v, emit),
+            Ok(v) => emit_value(input, loc, v, prepare, emit),
             Err(e) => {
                 // A broken value ends the stream: the rest of the file cannot be resynchronised.
                 let reason = if e.to_string().contains("UTF-8") {
@@ -481,6 +538,7 @@ pub const ZERO_FILETIME_UNIX_SECONDS: i64 = -11_644_473_600;
 
 fn read_evtx(
     input: &InputFile,
+    prepare: &Prepare,
     progress: &mut dyn FnMut(u64),
     cancelled: &dyn Fn() -> bool,
     emit: &mut dyn FnMut(Item),
@@ -495,8 +553,9 @@ fn read_evtx(
     } else {
         File::open(&input.path).map_err(|e| IngestError::io(&input.path, e))?
     };
+    let settings = evtx::ParserSettings::default().num_threads(parallel::default_threads());
     let mut parser = match evtx::EvtxParser::from_read_seek(file) {
-        Ok(p) => p,
+        Ok(p) => p.with_configuration(settings),
         Err(e) => {
             emit(bad(
                 input,
@@ -507,43 +566,47 @@ fn read_evtx(
             return Ok(());
         }
     };
-    let mut n = 0u64;
-    let mut on_record =
-        |record: evtx::err::Result<evtx::SerializedEvtxRecord<serde_json::Value>>| {
-            n += 1;
-            match record {
-                Ok(mut r) => {
-                    let header_zero = r.timestamp.as_second() == ZERO_FILETIME_UNIX_SECONDS;
-                    let header_time = (!header_zero).then(|| r.timestamp.to_string());
-                    let event = r
-                        .data
-                        .get_mut("Event")
-                        .map(serde_json::Value::take)
-                        .unwrap_or_default();
-                    let mut doc = shapes::from_evtx_json(&event, header_time);
-                    if header_zero {
-                        doc.set_str("quarry.flags", "record_header_zero_filetime");
-                    }
-                    emit(Item::Doc {
-                        shape: Shape::Evtx,
-                        doc,
-                        location: Location::Record(r.event_record_id),
-                    });
-                }
-                Err(e) => emit(bad(
-                    input,
-                    Location::Record(n),
-                    BadReason::CorruptEvtxRecord,
-                    e.to_string(),
-                )),
-            }
-            !n.is_multiple_of(256) || !cancelled()
-        };
-    let finished = parser.records_json_value().all(&mut on_record);
-    progress(input.bytes);
-    if finished {
-        Ok(())
-    } else {
-        Err(IngestError::Cancelled)
+    // Records become prepared documents on the parser's worker threads, chunk by chunk.
+    let prepare = Arc::clone(prepare);
+    let records = parser.serialized_records(move |record| {
+        let r = record.and_then(|r| r.into_json_value())?;
+        Ok((r.event_record_id, evtx_doc(r, &prepare)))
+    });
+    for (n, record) in (1u64..).zip(records) {
+        match record {
+            Ok((record_id, doc)) => emit(Item::Doc {
+                shape: Shape::Evtx,
+                doc,
+                location: Location::Record(record_id),
+            }),
+            Err(e) => emit(bad(
+                input,
+                Location::Record(n),
+                BadReason::CorruptEvtxRecord,
+                e.to_string(),
+            )),
+        }
+        if n.is_multiple_of(256) && cancelled() {
+            return Err(IngestError::Cancelled);
+        }
     }
+    progress(input.bytes);
+    Ok(())
+}
+
+/// One parsed EVTX record as a prepared document in Winlogbeat shape.
+fn evtx_doc(mut r: evtx::SerializedEvtxRecord<serde_json::Value>, prepare: &Prepare) -> Doc {
+    let header_zero = r.timestamp.as_second() == ZERO_FILETIME_UNIX_SECONDS;
+    let header_time = (!header_zero).then(|| r.timestamp.to_string());
+    let event = r
+        .data
+        .get_mut("Event")
+        .map(serde_json::Value::take)
+        .unwrap_or_default();
+    let mut doc = shapes::from_evtx_json(&event, header_time);
+    if header_zero {
+        doc.set_str("quarry.flags", "record_header_zero_filetime");
+    }
+    prepare(&mut doc);
+    doc
 }

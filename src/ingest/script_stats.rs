@@ -37,16 +37,22 @@ pub fn java_trim(s: &str) -> &str {
 /// ASCII whitespace (Java regex `\s`) removed.
 pub fn script_block_hash(text: &str) -> String {
     let mut hasher = Sha1::new();
-    hasher.update([0u8]);
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if is_java_space(*b) {
-            hasher.update(&bytes[start..i]);
-            start = i + 1;
+    // The non-space bytes are gathered into a block before hashing: one update per word
+    // would cost more than the hashing itself.
+    let mut block = [0u8; 4096];
+    block[0] = 0;
+    let mut filled = 1;
+    for &b in text.as_bytes() {
+        if !is_java_space(b) {
+            block[filled] = b;
+            filled += 1;
+            if filled == block.len() {
+                hasher.update(block);
+                filled = 0;
+            }
         }
     }
-    hasher.update(&bytes[start..]);
+    hasher.update(&block[..filled]);
     base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
 }
 
@@ -56,7 +62,7 @@ fn is_java_space(b: u8) -> bool {
 
 /// The text before the Authenticode signature block (the whole text when there is none).
 pub fn without_signature(text: &str) -> &str {
-    match text.find(SIGNATURE_START) {
+    match memchr::memmem::find(text.as_bytes(), SIGNATURE_START.as_bytes()) {
         // The pipeline's `(?s)# SIG # Begin signature block.+` needs at least one character
         // after the marker.
         Some(at) if text.len() > at + SIGNATURE_START.len() => &text[..at],
@@ -67,7 +73,8 @@ pub fn without_signature(text: &str) -> &str {
 /// `script_block_signature`: the Base64 lines between the signature markers, joined with
 /// the `\n# ` line prefixes removed.
 pub fn signature(text: &str) -> Option<String> {
-    let start = text.find(SIGNATURE_START)? + SIGNATURE_START.len();
+    let start =
+        memchr::memmem::find(text.as_bytes(), SIGNATURE_START.as_bytes())? + SIGNATURE_START.len();
     let end = start + text[start..].find(SIGNATURE_END)?;
     let body = text[start..end].replace("\r\n", "\n");
     let joined = body.replace("\n# ", "");
@@ -75,9 +82,10 @@ pub fn signature(text: &str) -> Option<String> {
 }
 
 /// Whether the fragment is signature lines only: its second line is `#` plus an optional
-/// space then exactly 64 Base64 characters.
-fn is_signature_fragment(script: &[u16]) -> bool {
-    let Some(first_end) = script.iter().position(|&c| c == u16::from(b'\n')) else {
+/// space then exactly 64 Base64 characters. `script` is UTF-16 units (or bytes of ASCII text).
+fn is_signature_fragment<T: Copy + Into<u16>>(script: &[T]) -> bool {
+    let newline = |c: &T| (*c).into() == u16::from(b'\n');
+    let Some(first_end) = script.iter().position(newline) else {
         return false;
     };
     if first_end == 0 {
@@ -87,22 +95,24 @@ fn is_signature_fragment(script: &[u16]) -> bool {
     if start >= script.len() {
         return false;
     }
+    let unit = |i: usize| -> u16 { script[i].into() };
     let mut end = script[start..]
         .iter()
-        .position(|&c| c == u16::from(b'\n'))
+        .position(newline)
         .map_or(script.len(), |p| start + p);
-    if end > start && script[end - 1] == u16::from(b'\r') {
+    if end > start && unit(end - 1) == u16::from(b'\r') {
         end -= 1;
     }
-    if start >= end || script[start] != u16::from(b'#') {
+    if start >= end || unit(start) != u16::from(b'#') {
         return false;
     }
     let mut content = start + 1;
-    if content < end && script[content] == u16::from(b' ') {
+    if content < end && unit(content) == u16::from(b' ') {
         content += 1;
     }
     end - content == 64
-        && script[content..end].iter().all(|&c| {
+        && (content..end).all(|i| {
+            let c = unit(i);
             c < 128 && {
                 let b = c as u8;
                 b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
@@ -116,16 +126,27 @@ pub fn script_stats(text: &str) -> Option<ScriptStats> {
     if script.is_empty() {
         return None;
     }
+    // ASCII text is its own NFC form and its bytes are its UTF-16 units: no copy needed.
+    if script.is_ascii() {
+        return stats_of_units(script.as_bytes());
+    }
     let units: Vec<u16> = script.encode_utf16().collect();
     if is_signature_fragment(&units) {
         return None;
     }
-    let normalized: Vec<u16> = if unicode_normalization::is_nfc(script) {
-        units
+    if unicode_normalization::is_nfc(script) {
+        stats_of_units(&units)
     } else {
-        script.nfc().collect::<String>().encode_utf16().collect()
-    };
-    let length = normalized.len();
+        let normalized: Vec<u16> = script.nfc().collect::<String>().encode_utf16().collect();
+        stats_of_units(&normalized)
+    }
+}
+
+fn stats_of_units<T: Copy + Into<u16>>(units: &[T]) -> Option<ScriptStats> {
+    if is_signature_fragment(units) {
+        return None;
+    }
+    let length = units.len();
     if length == 0 {
         return None;
     }
@@ -134,7 +155,8 @@ pub fn script_stats(text: &str) -> Option<ScriptStats> {
     let mut ascii = [u32::MAX; 128];
     let mut other: std::collections::HashMap<u16, usize> = std::collections::HashMap::new();
     let mut seen: Vec<(u16, u32)> = Vec::new();
-    for &c in &normalized {
+    for &unit in units {
+        let c: u16 = unit.into();
         let slot = if c < 128 {
             &mut ascii[c as usize]
         } else {
@@ -219,6 +241,27 @@ mod tests {
         let text = format!("x\n{SIGNATURE_START}\n# AAA\n# BBB\n{SIGNATURE_END}");
         assert_eq!(signature(&text).as_deref(), Some("AAABBB\n"));
         assert_eq!(without_signature(&text), "x\n");
+    }
+
+    #[test]
+    fn ascii_and_utf16_paths_agree() {
+        // The same symbol distribution once as ASCII and once with one symbol outside it.
+        let ascii = script_stats("aab\r\nxyzaab").expect("stats");
+        let wide = script_stats("\u{e9}\u{e9}b\r\nxyz\u{e9}\u{e9}b").expect("stats");
+        assert_eq!(ascii, wide);
+        let fragment = format!("# {}\n# {}\n", "B".repeat(64), "A".repeat(64));
+        assert_eq!(script_stats(&format!("\u{e9}{fragment}")), None);
+    }
+
+    #[test]
+    fn hash_blocks_longer_than_the_buffer() {
+        let long = "ab cd\n".repeat(3000);
+        assert_eq!(
+            script_block_hash(&long),
+            script_block_hash(&long.replace(' ', ""))
+        );
+        let joined = "abcd".repeat(3000);
+        assert_eq!(script_block_hash(&long), script_block_hash(&joined));
     }
 
     #[test]

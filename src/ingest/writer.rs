@@ -1,9 +1,10 @@
 //! Buffers converted events by day and writes them as sorted Parquet parts.
 //!
 //! [`PartitionWriter`] keeps one columnar buffer (Arrow builders) per day partition. When the
-//! buffered data passes the memory budget, the largest buffer is sorted by `@timestamp` and
-//! written as one Parquet part into the run's staging directory; at the end every buffer is
-//! written. Memory therefore stays near the budget whatever the input size, and every file is
+//! buffered data passes the memory budget, the largest buffer is handed to a background
+//! thread that sorts it by `@timestamp` and writes it as one Parquet part into the run's
+//! staging directory, while the next rows are buffered; at the end every buffer is written.
+//! Memory therefore stays near twice the budget whatever the input size, and every file is
 //! sorted by time. Parts are only staged here: [`super::dataset`] moves them into the dataset
 //! when the run commits.
 
@@ -325,15 +326,22 @@ impl PartitionBuffer {
 }
 
 /// Writes converted events into staged, day-partitioned, time-sorted Parquet parts.
+///
+/// Sorting and encoding a full buffer happens on a background thread while the next rows
+/// are buffered; at most one buffer is being written at a time.
 pub struct PartitionWriter {
-    staging: PathBuf,
     layout: LayoutConfig,
-    metadata: Vec<KeyValue>,
     buffers: BTreeMap<PartitionKey, PartitionBuffer>,
     buffered: usize,
     next_part: u64,
-    staged: Vec<StagedPart>,
+    encoder: Option<Encoder>,
     pub coercions: CoercionReport,
+}
+
+/// The background thread that writes parts, and the way to hand it work.
+struct Encoder {
+    jobs: std::sync::mpsc::SyncSender<(String, PartitionBuffer)>,
+    thread: std::thread::JoinHandle<Result<Vec<StagedPart>, IngestError>>,
 }
 
 impl PartitionWriter {
@@ -343,17 +351,27 @@ impl PartitionWriter {
         first_part: u64,
         metadata: Vec<(String, String)>,
     ) -> PartitionWriter {
+        let metadata: Vec<KeyValue> = metadata
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect();
+        // A rendezvous channel: handing over a buffer waits until the previous one is written.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<(String, PartitionBuffer)>(0);
+        let part_layout = layout.clone();
+        let thread = std::thread::spawn(move || {
+            let mut staged = Vec::new();
+            for (rel, buffer) in queue {
+                let path = staged_path(&staging, &rel);
+                staged.push(write_part(&path, rel, buffer, &part_layout, &metadata)?);
+            }
+            Ok(staged)
+        });
         PartitionWriter {
-            staging,
             layout,
-            metadata: metadata
-                .into_iter()
-                .map(|(k, v)| KeyValue::new(k, v))
-                .collect(),
             buffers: BTreeMap::new(),
             buffered: 0,
             next_part: first_part,
-            staged: Vec::new(),
+            encoder: Some(Encoder { jobs, thread }),
             coercions: CoercionReport::default(),
         }
     }
@@ -391,58 +409,29 @@ impl PartitionWriter {
         if buffer.timestamps.is_empty() {
             return Ok(());
         }
-        let batch = buffer.into_sorted_batch()?;
         let rel = format!("{}/part-{:05}.parquet", key.dir_name(), self.next_part);
         self.next_part += 1;
-        let staged_path = staged_path(&self.staging, &rel);
-        let bytes = self.write_parquet(&staged_path, &batch)?;
-        let ts = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .ok_or_else(|| IngestError::Config("timestamp column has the wrong type".into()))?;
-        self.staged.push(StagedPart {
-            path: rel,
-            rows: batch.num_rows() as u64,
-            bytes,
-            min_timestamp_us: ts.value(0),
-            max_timestamp_us: ts.value(ts.len() - 1),
-        });
+        let handed_over = match &self.encoder {
+            Some(encoder) => encoder.jobs.send((rel, buffer)).is_ok(),
+            None => false,
+        };
+        if !handed_over {
+            // The encoder stopped on an error: collect it.
+            self.stop_encoder()?;
+            return Err(IngestError::Config("the part writer stopped".into()));
+        }
         Ok(())
     }
 
-    fn properties(&self, schema: &Schema) -> Result<WriterProperties, IngestError> {
-        let mut props = WriterProperties::builder()
-            .set_compression(self.layout.codec.parquet()?)
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(self.layout.row_group_rows.max(1)))
-            .set_max_row_group_bytes(Some(self.layout.row_group_bytes.max(1)))
-            .set_column_index_truncate_length(Some(64))
-            .set_statistics_truncate_length(Some(64))
-            .set_dictionary_enabled(true)
-            .set_key_value_metadata(Some(self.metadata.clone()))
-            .set_created_by(format!("quarry {}", env!("CARGO_PKG_VERSION")));
-        for field in schema.fields() {
-            if schema::is_big_text(field.name()) && field.data_type() == &DataType::Utf8 {
-                let path = ColumnPath::new(vec![field.name().clone()]);
-                props = props.set_column_statistics_enabled(path, EnabledStatistics::Chunk);
-            }
+    fn stop_encoder(&mut self) -> Result<Vec<StagedPart>, IngestError> {
+        let Some(Encoder { jobs, thread }) = self.encoder.take() else {
+            return Ok(Vec::new());
+        };
+        drop(jobs);
+        match thread.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        Ok(props.build())
-    }
-
-    fn write_parquet(&self, path: &Path, batch: &RecordBatch) -> Result<u64, IngestError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
-        }
-        let file = File::create(path).map_err(|e| IngestError::io(path, e))?;
-        let props = self.properties(batch.schema().as_ref())?;
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-        writer.write(batch)?;
-        writer.close()?;
-        Ok(std::fs::metadata(path)
-            .map_err(|e| IngestError::io(path, e))?
-            .len())
     }
 
     /// Writes every remaining buffer and returns the staged parts, in partition order.
@@ -451,9 +440,84 @@ impl PartitionWriter {
         for key in keys {
             self.flush_partition(key)?;
         }
-        self.staged.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((self.staged, self.coercions))
+        let mut staged = self.stop_encoder()?;
+        staged.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((staged, std::mem::take(&mut self.coercions)))
     }
+}
+
+impl Drop for PartitionWriter {
+    fn drop(&mut self) {
+        // An abandoned run: let the encoder finish its part so staging can be removed.
+        let _ = self.stop_encoder();
+    }
+}
+
+/// Sorts one buffer by time and writes it as the Parquet part `path`.
+fn write_part(
+    path: &Path,
+    rel: String,
+    buffer: PartitionBuffer,
+    layout: &LayoutConfig,
+    metadata: &[KeyValue],
+) -> Result<StagedPart, IngestError> {
+    let batch = buffer.into_sorted_batch()?;
+    let bytes = write_parquet(path, &batch, layout, metadata)?;
+    let ts = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| IngestError::Config("timestamp column has the wrong type".into()))?;
+    Ok(StagedPart {
+        path: rel,
+        rows: batch.num_rows() as u64,
+        bytes,
+        min_timestamp_us: ts.value(0),
+        max_timestamp_us: ts.value(ts.len() - 1),
+    })
+}
+
+fn properties(
+    schema: &Schema,
+    layout: &LayoutConfig,
+    metadata: &[KeyValue],
+) -> Result<WriterProperties, IngestError> {
+    let mut props = WriterProperties::builder()
+        .set_compression(layout.codec.parquet()?)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(layout.row_group_rows.max(1)))
+        .set_max_row_group_bytes(Some(layout.row_group_bytes.max(1)))
+        .set_column_index_truncate_length(Some(64))
+        .set_statistics_truncate_length(Some(64))
+        .set_dictionary_enabled(true)
+        .set_key_value_metadata(Some(metadata.to_vec()))
+        .set_created_by(format!("quarry {}", env!("CARGO_PKG_VERSION")));
+    for field in schema.fields() {
+        if schema::is_big_text(field.name()) && field.data_type() == &DataType::Utf8 {
+            let path = ColumnPath::new(vec![field.name().clone()]);
+            props = props.set_column_statistics_enabled(path, EnabledStatistics::Chunk);
+        }
+    }
+    Ok(props.build())
+}
+
+fn write_parquet(
+    path: &Path,
+    batch: &RecordBatch,
+    layout: &LayoutConfig,
+    metadata: &[KeyValue],
+) -> Result<u64, IngestError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
+    }
+    let file = File::create(path).map_err(|e| IngestError::io(path, e))?;
+    let props = properties(batch.schema().as_ref(), layout, metadata)?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(std::fs::metadata(path)
+        .map_err(|e| IngestError::io(path, e))?
+        .len())
 }
 
 /// Where a part waits before the commit: under the run's staging directory, with a suffix
