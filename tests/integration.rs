@@ -1,5 +1,9 @@
 //! quarry's integration tests, one module per capability.
 
+// Elastic rule corpora and the shipped pack: parsing, loading, version history.
+mod rules_corpus;
+// The matching contract as a table of (query, analyzer, document, expected).
+mod semantics;
 mod util;
 
 // Converting the real EVTX, OTRF and Elastic data in ../shared/data: counts and golden fields.

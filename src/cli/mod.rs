@@ -11,6 +11,8 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod rules;
+
 use crate::ingest::writer::{Codec, LayoutConfig};
 use crate::ingest::{
     self, ConvertOptions, ConvertProgress, ConvertReport, IngestError, MappingProfile,
@@ -32,6 +34,9 @@ enum Command {
     /// Convert Windows logs (EVTX, Elastic/Winlogbeat NDJSON, OTRF JSON lines; .gz too) into a
     /// day-partitioned Parquet dataset, adding to it if it exists.
     Convert(ConvertArgs),
+    /// Load, inspect and compare rule packs (every version of every rule).
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +93,7 @@ pub fn main() -> i32 {
     }
     match cli.command {
         Command::Convert(args) => run_convert(args, &cancel),
+        Command::Rules(cmd) => rules::run(cmd),
     }
 }
 

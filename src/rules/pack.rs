@@ -1,0 +1,582 @@
+//! Rule packs: every version of every rule, read from Elastic's formats and quarry's own.
+//!
+//! [`load`] walks files and directories and reads, by content:
+//! * quarry pack files (`.toml` with `[[versions]]`): one rule, many versions, human-editable;
+//! * Elastic detection-rules TOML (`[metadata]`, `[rule]`, `[[rule.filters]]`), versioned from
+//!   a `version.lock.json` ([`LoadOptions::version_lock`]) or the file's own `version`;
+//! * Kibana/Fleet prebuilt rule JSON (`<rule_id>_<version>.json`, with `attributes`), plain rule
+//!   JSON objects or arrays, Kibana rule-export NDJSON, and JSON Lines of rule versions such as
+//!   `posh-kuery-history.jsonl`.
+//!
+//! Every version is compiled ([`Status`]): its KQL parsed, its filters read. A version that does
+//! not compile, or whose language quarry does not run yet, stays in the pack with the reason, so
+//! reports can say why it has no hits; the rest of the pack loads. File-level problems
+//! (malformed TOML or JSON, a duplicated version with different content) are collected in
+//! [`Pack::problems`] with file and line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::dsl::{self, Filter};
+use super::kql::{self, Query, SyntaxError};
+
+/// Kibana's defaults for rules that do not set them.
+pub const DEFAULT_INTERVAL: &str = "5m";
+pub const DEFAULT_FROM: &str = "now-6m";
+pub const DEFAULT_MAX_SIGNALS: u32 = 100;
+
+/// One version of one rule, as written in its source.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RuleVersion {
+    pub rule_id: String,
+    pub version: u32,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rule_type: String,
+    pub language: String,
+    pub query: String,
+    /// The Query-DSL filters as JSON (an array, possibly empty).
+    pub filters: Value,
+    pub index: Vec<String>,
+    pub interval: String,
+    pub from: String,
+    pub max_signals: u32,
+    pub timestamp_override: Option<String>,
+    pub severity: String,
+    pub risk_score: f64,
+    /// Where it was read: `file` or `file:line`.
+    #[serde(skip)]
+    pub source: String,
+}
+
+impl RuleVersion {
+    /// `rule_id@version`, the way reports name a version.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.rule_id, self.version)
+    }
+
+    /// Whether two versions say the same thing (the source location aside).
+    fn same_content(&self, other: &RuleVersion) -> bool {
+        RuleVersion {
+            source: String::new(),
+            ..self.clone()
+        } == RuleVersion {
+            source: String::new(),
+            ..other.clone()
+        }
+    }
+}
+
+/// Whether a version can run, and if not, why.
+#[derive(Debug, Clone)]
+pub enum Status {
+    Ready {
+        query: Query,
+        filters: Vec<Filter>,
+    },
+    /// EQL, ES|QL, machine learning, ...: listed, not run.
+    Unsupported {
+        language: String,
+    },
+    /// The query does not parse under Kibana's grammar: Kibana could not have run it.
+    SyntaxError(SyntaxError),
+    /// A filter quarry cannot read.
+    BadFilter(String),
+}
+
+impl Status {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Status::Ready { .. })
+    }
+
+    /// One line saying why a version cannot run (empty when it can).
+    pub fn problem(&self) -> String {
+        match self {
+            Status::Ready { .. } => String::new(),
+            Status::Unsupported { language } => {
+                format!("language `{language}` is not supported yet (only kuery runs)")
+            }
+            Status::SyntaxError(e) => format!("KQL syntax error at {e}"),
+            Status::BadFilter(e) => format!("filter: {e}"),
+        }
+    }
+}
+
+/// A rule version and its compiled form.
+#[derive(Debug, Clone)]
+pub struct LoadedVersion {
+    pub rule: RuleVersion,
+    pub status: Status,
+}
+
+/// A problem with a file or with a version that was not added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// `file` or `file:line`.
+    pub location: String,
+    /// `rule_id@version` when known.
+    pub rule: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            Some(r) => write!(f, "{}: rule {r}: {}", self.location, self.message),
+            None => write!(f, "{}: {}", self.location, self.message),
+        }
+    }
+}
+
+/// Every loaded version, ordered by rule id then version, and the problems met.
+#[derive(Debug, Clone, Default)]
+pub struct Pack {
+    pub versions: Vec<LoadedVersion>,
+    pub problems: Vec<Problem>,
+    /// Identical copies of a version met more than once (kept once).
+    pub duplicates: usize,
+}
+
+impl Pack {
+    /// The versions of one rule, oldest first.
+    pub fn rule(&self, rule_id: &str) -> Vec<&LoadedVersion> {
+        self.versions
+            .iter()
+            .filter(|v| v.rule.rule_id == rule_id)
+            .collect()
+    }
+
+    /// A version by `rule_id@version` (a unique rule-id prefix is enough; no version means the
+    /// latest).
+    pub fn find(&self, spec: &str) -> Result<&LoadedVersion, String> {
+        let (id, version) = match spec.rsplit_once('@') {
+            Some((id, v)) => (
+                id,
+                Some(
+                    v.parse::<u32>()
+                        .map_err(|_| format!("bad version in {spec}"))?,
+                ),
+            ),
+            None => (spec, None),
+        };
+        let mut ids: Vec<&str> = self
+            .versions
+            .iter()
+            .map(|v| v.rule.rule_id.as_str())
+            .filter(|r| r.starts_with(id))
+            .collect();
+        ids.dedup();
+        let rule_id = match ids.as_slice() {
+            [one] => *one,
+            [] => return Err(format!("no rule {id} in the pack")),
+            _ => {
+                return Err(format!(
+                    "{id} names {} rules; give more of the id",
+                    ids.len()
+                ))
+            }
+        };
+        let versions = self.rule(rule_id);
+        match version {
+            None => versions.last().copied().ok_or(format!("no rule {id}")),
+            Some(v) => versions
+                .into_iter()
+                .find(|l| l.rule.version == v)
+                .ok_or(format!("rule {rule_id} has no version {v}")),
+        }
+    }
+}
+
+/// Options of [`load`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// detection-rules' `version.lock.json`, giving TOML rules their version.
+    pub version_lock: Option<PathBuf>,
+}
+
+/// An error that stops loading (an input path that does not exist or cannot be read).
+#[derive(Debug)]
+pub struct PackError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for PackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for PackError {}
+
+/// Loads every rule version under `paths` (files or directories).
+pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Pack, PackError> {
+    let lock = match &opts.version_lock {
+        Some(p) => read_version_lock(p)?,
+        None => BTreeMap::new(),
+    };
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| PackError {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        if meta.is_dir() {
+            walk(p, &mut files)?;
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut reader = Reader {
+        lock,
+        versions: BTreeMap::new(),
+        pack: Pack::default(),
+    };
+    for f in &files {
+        reader.read_file(f);
+    }
+    let mut pack = reader.pack;
+    pack.versions = reader
+        .versions
+        .into_values()
+        .map(|rule| LoadedVersion {
+            status: compile(&rule),
+            rule,
+        })
+        .collect();
+    Ok(pack)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| PackError {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "toml" | "json" | "ndjson" | "jsonl"))
+            && p.file_name().is_none_or(|n| n != "version.lock.json")
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Parses and reads a version: KQL for kuery rules, filters for all.
+pub fn compile(rule: &RuleVersion) -> Status {
+    if rule.language != "kuery" {
+        return Status::Unsupported {
+            language: rule.language.clone(),
+        };
+    }
+    let query = match kql::parse(&rule.query) {
+        Ok(q) => q,
+        Err(e) => return Status::SyntaxError(e),
+    };
+    match dsl::parse_filters(&rule.filters) {
+        Ok(filters) => Status::Ready { query, filters },
+        Err(e) => Status::BadFilter(e),
+    }
+}
+
+fn read_version_lock(path: &Path) -> Result<BTreeMap<String, u32>, PackError> {
+    let err = |m: String| PackError {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| err("not a JSON object".into()))?;
+    Ok(obj
+        .iter()
+        .filter_map(|(id, entry)| {
+            let version = entry.get("version")?.as_u64()?;
+            Some((id.clone(), u32::try_from(version).ok()?))
+        })
+        .collect())
+}
+
+struct Reader {
+    lock: BTreeMap<String, u32>,
+    versions: BTreeMap<(String, u32), RuleVersion>,
+    pack: Pack,
+}
+
+impl Reader {
+    fn problem(&mut self, location: String, rule: Option<String>, message: String) {
+        self.pack.problems.push(Problem {
+            location,
+            rule,
+            message,
+        });
+    }
+
+    fn read_file(&mut self, path: &Path) {
+        let name = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return self.problem(name, None, format!("unreadable: {e}")),
+        };
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        if is_toml {
+            return self.read_toml(&name, &text);
+        }
+        let trimmed = text.trim_start();
+        // One JSON document (an object or an array), or JSON Lines.
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Array(items)) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    self.add_json(format!("{name}: item {}", i + 1), &item);
+                }
+            }
+            Ok(v) => self.add_json(name, &v),
+            Err(_) if trimmed.starts_with('{') => {
+                for (i, line) in text.lines().enumerate() {
+                    let at = format!("{name}:{}", i + 1);
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_str::<Value>(line) {
+                        Ok(v) => self.add_json(at, &v),
+                        Err(e) => self.problem(at, None, format!("invalid JSON: {e}")),
+                    }
+                }
+            }
+            Err(e) => self.problem(name, None, format!("invalid JSON: {e}")),
+        }
+    }
+
+    fn add_json(&mut self, at: String, v: &Value) {
+        // Fleet assets wrap the rule in `attributes`; export files end with a summary line.
+        let rule = v.get("attributes").unwrap_or(v);
+        if rule.get("exported_count").is_some() || rule.get("exported_rules_count").is_some() {
+            return;
+        }
+        match rule_from_json(rule, &self.lock) {
+            Ok(r) => self.add(at, r),
+            Err((id, m)) => self.problem(at, id, m),
+        }
+    }
+
+    fn read_toml(&mut self, name: &str, text: &str) {
+        let value: toml::Table = match text.parse() {
+            Ok(v) => v,
+            Err(e) => {
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                let at = line.map_or(name.to_string(), |l| format!("{name}:{l}"));
+                return self.problem(at, None, format!("invalid TOML: {}", e.message()));
+            }
+        };
+        let json = match serde_json::to_value(&value) {
+            Ok(j) => j,
+            Err(e) => return self.problem(name.into(), None, e.to_string()),
+        };
+        if let Some(versions) = json.get("versions").and_then(Value::as_array) {
+            // quarry's pack: top-level keys are defaults every version inherits.
+            let defaults: serde_json::Map<String, Value> = json
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| *k != "versions")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (i, v) in versions.iter().enumerate() {
+                let mut merged = defaults.clone();
+                if let Some(o) = v.as_object() {
+                    merged.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                self.add_json(format!("{name}: versions[{i}]"), &Value::Object(merged));
+            }
+            return;
+        }
+        match json.get("rule") {
+            Some(rule) => self.add_json(name.into(), rule),
+            None => self.problem(
+                name.into(),
+                None,
+                "neither a quarry pack ([[versions]]) nor a detection rule ([rule])".into(),
+            ),
+        }
+    }
+
+    fn add(&mut self, at: String, mut rule: RuleVersion) {
+        rule.source = at.clone();
+        let key = (rule.rule_id.clone(), rule.version);
+        match self.versions.get(&key) {
+            Some(existing) if existing.same_content(&rule) => self.pack.duplicates += 1,
+            Some(existing) => {
+                let first = existing.source.clone();
+                self.problem(
+                    at,
+                    Some(rule.key()),
+                    format!("duplicated version with different content (first seen at {first}); the first is kept"),
+                );
+            }
+            None => {
+                self.versions.insert(key, rule);
+            }
+        }
+    }
+}
+
+type JsonError = (Option<String>, String);
+
+/// A rule version from a JSON object with Elastic's rule keys.
+fn rule_from_json(v: &Value, lock: &BTreeMap<String, u32>) -> Result<RuleVersion, JsonError> {
+    let obj = v
+        .as_object()
+        .ok_or((None, "a rule must be a JSON object".to_string()))?;
+    let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+    let rule_id = text("rule_id").ok_or((None, "no rule_id".to_string()))?;
+    let version = match obj.get("version") {
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .or_else(|| lock.get(&rule_id).copied())
+    .ok_or((
+        Some(rule_id.clone()),
+        "no version (give detection-rules' version.lock.json with --version-lock)".to_string(),
+    ))?;
+    let key = Some(format!("{rule_id}@{version}"));
+    let language = text("language").unwrap_or_else(|| match text("type").as_deref() {
+        Some("eql") => "eql".into(),
+        Some("esql") => "esql".into(),
+        Some("machine_learning") => "machine_learning".into(),
+        _ => "kuery".into(),
+    });
+    let index = match obj.get("index") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or((key.clone(), "index must be an array of strings".to_string()))?,
+        Some(_) => return Err((key, "index must be an array of strings".into())),
+    };
+    let number = |k: &str| obj.get(k).and_then(Value::as_f64);
+    let max_signals = match number("max_signals") {
+        None => DEFAULT_MAX_SIGNALS,
+        Some(n) if n >= 1.0 && n.fract() == 0.0 => n as u32,
+        Some(n) => {
+            return Err((
+                key,
+                format!("max_signals must be a positive integer, found {n}"),
+            ))
+        }
+    };
+    let query = match obj.get("query") {
+        Some(Value::String(q)) => q.clone(),
+        None | Some(Value::Null) if language != "kuery" => String::new(),
+        None | Some(Value::Null) => String::new(),
+        Some(_) => return Err((key, "query must be a string".into())),
+    };
+    Ok(RuleVersion {
+        name: text("name").unwrap_or_default(),
+        rule_type: text("type").unwrap_or_else(|| "query".into()),
+        language,
+        query,
+        filters: obj
+            .get("filters")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new())),
+        index,
+        interval: text("interval").unwrap_or_else(|| DEFAULT_INTERVAL.into()),
+        from: text("from").unwrap_or_else(|| DEFAULT_FROM.into()),
+        max_signals,
+        timestamp_override: text("timestamp_override"),
+        severity: text("severity").unwrap_or_default(),
+        risk_score: number("risk_score").unwrap_or(0.0),
+        source: String::new(),
+        rule_id,
+        version,
+    })
+}
+
+/// One rule's versions as a quarry pack file (TOML): what `quarry rules import` writes.
+pub fn to_pack_toml(versions: &[&RuleVersion]) -> Result<String, String> {
+    let Some(first) = versions.first() else {
+        return Err("no versions".into());
+    };
+    let mut out = String::new();
+    out.push_str("# quarry rule pack: one rule, every version. Keys at the top are defaults\n");
+    out.push_str("# that each [[versions]] entry may override.\n");
+    out.push_str(&format!("rule_id = {}\n", toml_string(&first.rule_id)));
+    out.push_str(&format!("name = {}\n", toml_string(&first.name)));
+    for v in versions {
+        out.push_str("\n[[versions]]\n");
+        out.push_str(&format!("version = {}\n", v.version));
+        if v.name != first.name {
+            out.push_str(&format!("name = {}\n", toml_string(&v.name)));
+        }
+        out.push_str(&format!("type = {}\n", toml_string(&v.rule_type)));
+        out.push_str(&format!("language = {}\n", toml_string(&v.language)));
+        out.push_str(&format!("severity = {}\n", toml_string(&v.severity)));
+        out.push_str(&format!("risk_score = {}\n", v.risk_score));
+        let index: Vec<String> = v.index.iter().map(|i| toml_string(i)).collect();
+        out.push_str(&format!("index = [{}]\n", index.join(", ")));
+        out.push_str(&format!("interval = {}\n", toml_string(&v.interval)));
+        out.push_str(&format!("from = {}\n", toml_string(&v.from)));
+        out.push_str(&format!("max_signals = {}\n", v.max_signals));
+        if let Some(t) = &v.timestamp_override {
+            out.push_str(&format!("timestamp_override = {}\n", toml_string(t)));
+        }
+        out.push_str(&format!("query = {}\n", toml_multiline(&v.query)));
+        if let Some(filters) = v.filters.as_array().filter(|f| !f.is_empty()) {
+            for f in filters {
+                let table: toml::Value = serde_json::from_value(f.clone())
+                    .map_err(|e| format!("{}: filter: {e}", v.key()))?;
+                let body =
+                    toml::to_string(&table).map_err(|e| format!("{}: filter: {e}", v.key()))?;
+                out.push_str("\n[[versions.filters]]\n");
+                out.push_str(&prefix_tables(&body, "versions.filters"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A query as a multi-line literal string when it can be one (what you see is what KQL gets).
+fn toml_multiline(s: &str) -> String {
+    let literal_ok = !s.contains("'''")
+        && !s.ends_with('\'')
+        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control());
+    if literal_ok {
+        format!("'''\n{s}'''")
+    } else {
+        toml_string(s)
+    }
+}
+
+/// Nests the sub-tables of a serialized filter under `[[versions.filters]]`.
+fn prefix_tables(body: &str, prefix: &str) -> String {
+    body.lines()
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix('[').filter(|r| !r.starts_with('[')) {
+                format!("[{prefix}.{rest}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
