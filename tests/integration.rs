@@ -4,6 +4,8 @@
 mod rules_corpus;
 // The matching contract as a table of (query, analyzer, document, expected).
 mod semantics;
+// The standard analyzer against Lucene 8 itself (skips without Java and liblucene8-java).
+mod lucene_standard;
 mod util;
 
 // Converting the real EVTX, OTRF and Elastic data in ../shared/data: counts and golden fields.

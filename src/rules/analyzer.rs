@@ -62,12 +62,28 @@ fn pattern_tokens(text: &str) -> Vec<String> {
 }
 
 fn standard_tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    // End (byte offset) of the last token when it was a run of South-East Asian letters:
+    // Lucene keeps such runs whole where UAX#29 alone breaks between every letter.
+    let mut sea_run_end: Option<usize> = None;
     let mut offset = 0;
     'restart: while offset < text.len() {
         for (start, word) in text[offset..].split_word_bound_indices() {
+            let at = offset + start;
             if !is_token_word(word) {
                 continue;
+            }
+            if word.chars().all(is_south_east_asian) {
+                if let (Some(end), Some(last)) = (sea_run_end, out.last_mut()) {
+                    if end == at {
+                        last.push_str(word);
+                        sea_run_end = Some(at + word.len());
+                        continue;
+                    }
+                }
+                sea_run_end = Some(at + word.len());
+            } else {
+                sea_run_end = None;
             }
             let units: usize = word.chars().map(char::len_utf16).sum();
             if units <= MAX_TOKEN_LENGTH {
@@ -85,7 +101,8 @@ fn standard_tokens(text: &str) -> Vec<String> {
                 taken += c.len_utf16();
             }
             out.push(lowercase(&word[..cut]));
-            offset += start + cut;
+            sea_run_end = None;
+            offset = at + cut;
             continue 'restart;
         }
         break;
@@ -99,8 +116,22 @@ fn is_token_word(word: &str) -> bool {
     word.chars().any(|c| c.is_alphanumeric() || is_emoji(c))
 }
 
+/// Emoji that Lucene 8 emits as tokens of their own (Extended_Pictographic), the common
+/// ranges and the Latin-1/letterlike symbols among them (`©`, `®`, `™`).
 fn is_emoji(c: char) -> bool {
-    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF)
+    matches!(
+        c as u32,
+        0xA9 | 0xAE | 0x203C | 0x2049 | 0x2122 | 0x2139 | 0x2194..=0x2199 | 0x21A9..=0x21AA
+            | 0x231A..=0x231B | 0x2328 | 0x23CF | 0x23E9..=0x23F3 | 0x23F8..=0x23FA
+            | 0x24C2 | 0x25AA..=0x25AB | 0x25B6 | 0x25C0 | 0x25FB..=0x25FE
+            | 0x2600..=0x27BF | 0x2934..=0x2935 | 0x2B00..=0x2BFF | 0x3030 | 0x303D
+            | 0x3297 | 0x3299 | 0x1F000..=0x1FAFF
+    )
+}
+
+/// Thai, Lao, Myanmar and Khmer letters (Line_Break=SA), which Lucene tokenizes as runs.
+fn is_south_east_asian(c: char) -> bool {
+    matches!(c as u32, 0x0E00..=0x0EFF | 0x1000..=0x109F | 0x1780..=0x17FF | 0x19E0..=0x19FF)
 }
 
 /// Java's `Character.toLowerCase` per code point: one character in, one out.
