@@ -10,5 +10,6 @@
 //! - [`cli`] parses arguments, draws progress and prints summaries; nothing else prints.
 
 pub mod cli;
+pub mod gen;
 pub mod ingest;
 pub mod rules;

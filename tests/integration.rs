@@ -6,6 +6,8 @@ mod rules_corpus;
 mod semantics;
 // The standard analyzer against Lucene 8 itself (skips without Java and liblucene8-java).
 mod lucene_standard;
+// The generator: determinism, conversion equivalence, ground truth, fragments, sizes, sample.
+mod gen;
 mod util;
 
 // Converting the real EVTX, OTRF and Elastic data in ../shared/data: counts and golden fields.

@@ -11,6 +11,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod gen;
 mod rules;
 
 use crate::ingest::writer::{Codec, LayoutConfig};
@@ -34,6 +35,8 @@ enum Command {
     /// Convert Windows logs (EVTX, Elastic/Winlogbeat NDJSON, OTRF JSON lines; .gz too) into a
     /// day-partitioned Parquet dataset, adding to it if it exists.
     Convert(ConvertArgs),
+    /// Generate realistic Windows PowerShell telemetry with ground truth into a dataset.
+    Gen(gen::GenArgs),
     /// Load, inspect and compare rule packs (every version of every rule).
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -94,6 +97,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Convert(args) => run_convert(args, &cancel),
         Command::Rules(cmd) => rules::run(cmd),
+        Command::Gen(args) => gen::run(args, &cancel),
     }
 }
 

@@ -303,3 +303,38 @@ pub fn fingerprint(path: &Path) -> Result<String, IngestError> {
         .map_err(|e| IngestError::io(path, e))?;
     Ok(format!("blake3:{}", hasher.finalize().to_hex()))
 }
+
+/// The distinct non-empty script block texts of a dataset (sorted), for `quarry gen --corpus`.
+pub fn script_blocks(root: &Path) -> Result<Vec<String>, IngestError> {
+    use arrow::array::{Array, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+    const COLUMN: &str = "powershell.file.script_block_text";
+    let manifest = read_manifest(root)?;
+    let mut texts = std::collections::BTreeSet::new();
+    for part in manifest.parts() {
+        let path = root.join(&part.path);
+        let file = File::open(&path).map_err(|e| IngestError::io(&path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let schema = builder.parquet_schema();
+        // Dotted column names: select the leaf by index, not by a dotted path.
+        let Some(leaf) = (0..schema.num_columns()).find(|&i| {
+            schema.column(i).path().string() == COLUMN || schema.column(i).name() == COLUMN
+        }) else {
+            continue;
+        };
+        let mask = ProjectionMask::leaves(schema, [leaf]);
+        for batch in builder.with_projection(mask).build()? {
+            let batch = batch?;
+            let Some(column) = batch.column(0).as_any().downcast_ref::<StringArray>() else {
+                continue;
+            };
+            for i in 0..column.len() {
+                if column.is_valid(i) && !column.value(i).is_empty() {
+                    texts.insert(column.value(i).to_string());
+                }
+            }
+        }
+    }
+    Ok(texts.into_iter().collect())
+}

@@ -364,23 +364,7 @@ fn convert_into(
     report: &mut ConvertReport,
 ) -> Result<(), IngestError> {
     let started = now_rfc3339();
-    let metadata = vec![
-        (
-            "quarry.mapping".to_string(),
-            opts.mapping.name().to_string(),
-        ),
-        (
-            "quarry.analyzer.powershell.file.script_block_text".to_string(),
-            opts.mapping.script_block_analyzer().to_string(),
-        ),
-        ("quarry.run".to_string(), report.run.to_string()),
-    ];
-    let mut writer = PartitionWriter::new(
-        ds.staging_dir(report.run),
-        opts.layout.clone(),
-        ds.manifest.next_part.max(1),
-        metadata,
-    );
+    let mut writer = new_writer(ds, opts, report.run);
     progress.start(files.iter().map(|f| f.bytes).sum(), files.len());
     let mut inputs = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -438,6 +422,38 @@ fn convert_into(
         });
     }
     progress.finishing();
+    finish_run(ds, writer, inputs, report, started)
+}
+
+/// The part writer of run `run`, with the dataset's metadata in every part.
+fn new_writer(ds: &dataset::Dataset, opts: &ConvertOptions, run: u64) -> PartitionWriter {
+    let metadata = vec![
+        (
+            "quarry.mapping".to_string(),
+            opts.mapping.name().to_string(),
+        ),
+        (
+            "quarry.analyzer.powershell.file.script_block_text".to_string(),
+            opts.mapping.script_block_analyzer().to_string(),
+        ),
+        ("quarry.run".to_string(), run.to_string()),
+    ];
+    PartitionWriter::new(
+        ds.staging_dir(run),
+        opts.layout.clone(),
+        ds.manifest.next_part.max(1),
+        metadata,
+    )
+}
+
+/// Writes the last parts and commits the run (nothing is committed without inputs).
+fn finish_run(
+    ds: &mut dataset::Dataset,
+    writer: PartitionWriter,
+    inputs: Vec<dataset::InputRecord>,
+    report: &mut ConvertReport,
+    started: String,
+) -> Result<(), IngestError> {
     let next_part = writer.next_part();
     let (parts, coercions) = writer.finish()?;
     report.coercions = coercions.by_field;
@@ -571,6 +587,126 @@ fn add_event(
     }
     writer.push(PartitionKey::for_micros(ts, valid), ts, doc)?;
     Ok(true)
+}
+
+/// A source of events that is not a file (the generator): how the manifest records it.
+#[derive(Debug, Clone)]
+pub struct GeneratedSource {
+    /// What produced the events, e.g. the `quarry gen` command line.
+    pub label: String,
+    /// Identifies the content: the same fingerprint again is skipped, like a file.
+    pub fingerprint: String,
+    pub format: &'static str,
+}
+
+/// Receives mapped events (the ingest pipeline already applied) for the run being written.
+pub struct EventSink<'a> {
+    writer: &'a mut PartitionWriter,
+    report: &'a mut ConvertReport,
+    opts: &'a ConvertOptions,
+    pub events: u64,
+    /// Input bytes the events stand for (the producer adds them).
+    pub bytes: u64,
+}
+
+impl EventSink<'_> {
+    /// Buffers one mapped event; an event without a usable timestamp is counted as bad.
+    pub fn add(&mut self, doc: Doc, shape: Shape) -> Result<(), IngestError> {
+        if add_event(doc, shape, self.opts, self.writer, self.report)? {
+            self.events += 1;
+        } else {
+            self.report.record_bad(
+                BadRecord {
+                    reason: BadReason::NoTimestamp,
+                    location: "generated event".into(),
+                    detail: "@timestamp is missing or not a date".into(),
+                },
+                self.opts.max_examples,
+            );
+        }
+        Ok(())
+    }
+
+    pub fn report(&self) -> &ConvertReport {
+        self.report
+    }
+}
+
+/// Writes the events that `produce` hands to its [`EventSink`] into the dataset at `out` as one
+/// run, exactly as [`convert`] writes converted files (same layout, metadata and commit). A
+/// source whose fingerprint the dataset already holds is skipped.
+pub fn ingest_generated(
+    out: &Path,
+    opts: &ConvertOptions,
+    source: GeneratedSource,
+    cancel: &AtomicBool,
+    produce: &mut dyn FnMut(&mut EventSink<'_>, &AtomicBool) -> Result<(), IngestError>,
+) -> Result<ConvertReport, IngestError> {
+    let mut ds = dataset::Dataset::open(out, fresh_manifest(opts))?;
+    check_compatible(&ds.manifest, opts, out)?;
+    let mut report = ConvertReport {
+        run: ds.next_run_id(),
+        repairs: std::mem::take(&mut ds.repairs),
+        ..Default::default()
+    };
+    if let Some(earlier) = ds.has_fingerprint(&source.fingerprint) {
+        report.inputs.push(InputReport {
+            path: PathBuf::from(&source.label),
+            format: source.format,
+            bytes: 0,
+            events: 0,
+            bad_records: 0,
+            skipped: Some(format!(
+                "already generated (run {}, same parameters)",
+                earlier.run
+            )),
+        });
+        return Ok(report);
+    }
+    let staging = ds.staging_dir(report.run);
+    let started = now_rfc3339();
+    let result = (|| {
+        let mut writer = new_writer(&ds, opts, report.run);
+        let mut sink = EventSink {
+            writer: &mut writer,
+            report: &mut report,
+            opts,
+            events: 0,
+            bytes: 0,
+        };
+        produce(&mut sink, cancel)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(IngestError::Cancelled);
+        }
+        let (events, bytes) = (sink.events, sink.bytes);
+        let bad = report.bad_total();
+        report.bytes_in = bytes;
+        report.inputs.push(InputReport {
+            path: PathBuf::from(&source.label),
+            format: source.format,
+            bytes,
+            events,
+            bad_records: bad,
+            skipped: None,
+        });
+        let input = dataset::InputRecord {
+            path: source.label.clone(),
+            fingerprint: source.fingerprint.clone(),
+            bytes,
+            format: source.format.to_string(),
+            events,
+            bad_records: bad,
+            run: report.run,
+        };
+        finish_run(&mut ds, writer, vec![input], &mut report, started)
+    })();
+    if result.is_err() && staging.exists() {
+        let _ = std::fs::remove_dir_all(&staging);
+        if let Some(parent) = staging.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    result.map(|()| report)
 }
 
 /// `@timestamp` in microseconds since the Unix epoch: RFC 3339 / ISO 8601 text (any

@@ -132,20 +132,24 @@ pub fn parse_query(q: &Value) -> Result<DslQuery, String> {
     };
     match kind.as_str() {
         "match_all" => Ok(DslQuery::MatchAll),
-        "exists" => Ok(DslQuery::Exists {
-            field: body
-                .get("field")
-                .and_then(Value::as_str)
-                .ok_or("exists needs a field")?
-                .to_string(),
-        }),
+        "exists" => {
+            if let Some(bad) = body.as_object().and_then(|m| {
+                m.keys()
+                    .find(|k| !matches!(k.as_str(), "field" | "boost" | "_name"))
+            }) {
+                return Err(format!("exists has an unknown parameter `{bad}`"));
+            }
+            Ok(DslQuery::Exists {
+                field: body
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .ok_or("exists needs a field")?
+                    .to_string(),
+            })
+        }
         "wildcard" | "prefix" | "term" => {
             let (field, spec) = single_field(body, kind)?;
-            let key = match kind.as_str() {
-                "wildcard" => "value",
-                "prefix" => "value",
-                _ => "value",
-            };
+            let key = "value";
             let value = match spec {
                 Value::Object(m) => m
                     .get(key)
@@ -154,6 +158,22 @@ pub fn parse_query(q: &Value) -> Result<DslQuery, String> {
                     .ok_or(format!("{kind} on {field} needs a value"))?,
                 other => scalar_text(other),
             };
+            if let Value::Object(m) = spec {
+                // Elasticsearch rejects parameters it does not know, and so the rule.
+                let allowed = [
+                    key,
+                    "wildcard",
+                    "case_insensitive",
+                    "boost",
+                    "rewrite",
+                    "_name",
+                ];
+                if let Some(bad) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+                    return Err(format!(
+                        "{kind} on {field} has an unknown parameter `{bad}`"
+                    ));
+                }
+            }
             let ci = spec
                 .get("case_insensitive")
                 .and_then(Value::as_bool)
@@ -338,6 +358,14 @@ mod tests {
             true
         ));
         assert!(!wildcard_matches(pattern, r"C:\Windows\x.ps1", true));
+    }
+
+    #[test]
+    fn unknown_parameters_are_errors() {
+        let f = serde_json::json!([{"query": {"wildcard": {"file.path": {"value": "x*", "case_sensitive": true}}}}]);
+        assert!(parse_filters(&f).unwrap_err().contains("case_sensitive"));
+        let f = serde_json::json!([{"query": {"exists": {"field": "a", "fields": ["b"]}}}]);
+        assert!(parse_filters(&f).unwrap_err().contains("fields"));
     }
 
     #[test]

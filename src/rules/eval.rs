@@ -3,19 +3,33 @@
 //! token lists are compared, exactly as DESIGN §5 and KQL.md state the semantics. The fast
 //! engine must agree with it on every document.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use super::analyzer::Analyzer;
 use super::dsl::{self, DslQuery, Filter, WildToken};
 use super::fields::{FieldType, FieldTypes, KEYWORD_IGNORE_ABOVE};
 use super::kql::{Chunk, Literal, Query, RangeOp};
 
+/// The tokens of each value of a field, one list per value.
+type FieldTokens = Vec<Vec<String>>;
+
 /// A document as the evaluator sees it: every field's values as text (an array field has
 /// several; a missing or null field has none).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Document {
     pub fields: BTreeMap<String, Vec<String>>,
+    /// Tokens of each (field, analyzer), made once per document: a plain memo, so that
+    /// evaluating many versions against one document does not tokenize it again each time.
+    tokens: RefCell<HashMap<(String, Analyzer), Rc<FieldTokens>>>,
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Document) -> bool {
+        self.fields == other.fields
+    }
 }
 
 impl Document {
@@ -34,6 +48,22 @@ impl Document {
 
     fn values(&self, field: &str) -> &[String] {
         self.fields.get(field).map_or(&[], Vec::as_slice)
+    }
+
+    /// The tokens of every value of `field`, one list per value.
+    fn tokens(&self, field: &str, analyzer: Analyzer) -> Rc<FieldTokens> {
+        let key = (field.to_string(), analyzer);
+        if let Some(t) = self.tokens.borrow().get(&key) {
+            return Rc::clone(t);
+        }
+        let t = Rc::new(
+            self.values(field)
+                .iter()
+                .map(|v| analyzer.tokens(v))
+                .collect(),
+        );
+        self.tokens.borrow_mut().insert(key, Rc::clone(&t));
+        t
     }
 }
 
@@ -153,7 +183,7 @@ fn leaf_matches(field: &str, value: &Literal, doc: &Document, types: &FieldTypes
                 keyword_values(doc, field).any(|v| *v == want)
             }
         }
-        FieldType::Text(analyzer) => text_matches(analyzer, doc.values(field), value),
+        FieldType::Text(analyzer) => tokens_match(&doc.tokens(field, analyzer), analyzer, value),
         FieldType::Boolean => {
             let want = value.display();
             doc.values(field).contains(&want)
@@ -180,11 +210,16 @@ fn leaf_matches(field: &str, value: &Literal, doc: &Document, types: &FieldTypes
 
 /// `match`, `match_phrase` or a per-token wildcard on analyzed text.
 pub fn text_matches(analyzer: Analyzer, values: &[String], value: &Literal) -> bool {
+    let tokens: Vec<Vec<String>> = values.iter().map(|v| analyzer.tokens(v)).collect();
+    tokens_match(&tokens, analyzer, value)
+}
+
+/// The same, given the tokens of each value of the field.
+fn tokens_match(values: &[Vec<String>], analyzer: Analyzer, value: &Literal) -> bool {
     if value.has_wildcard() {
         let pattern = literal_tokens(value, true);
-        return values.iter().any(|v| {
-            analyzer
-                .tokens(v)
+        return values.iter().any(|tokens| {
+            tokens
                 .iter()
                 .any(|t| dsl::glob(&pattern, &t.chars().collect::<Vec<_>>()))
         });
@@ -193,8 +228,7 @@ pub fn text_matches(analyzer: Analyzer, values: &[String], value: &Literal) -> b
     if wanted.is_empty() {
         return false;
     }
-    values.iter().any(|v| {
-        let tokens = analyzer.tokens(v);
+    values.iter().any(|tokens| {
         if value.quoted {
             tokens.windows(wanted.len()).any(|w| w == wanted.as_slice())
         } else {

@@ -69,7 +69,33 @@ const LONG: &[&str] = &[
     "event.duration",
     "source.port",
     "destination.port",
+    "source.bytes",
+    "destination.bytes",
+    "network.bytes",
+    "network.packets",
     "file.size",
+    "process.exit_code",
+    "process.parent.exit_code",
+    "process.args_count",
+    "process.parent.args_count",
+    "process.uptime",
+    "http.response.status_code",
+    "dns.answers.ttl",
+    "winlog.event_data.LogonType",
+];
+
+const BOOLEAN: &[&str] = &[
+    "process.interactive",
+    "process.parent.interactive",
+    "process.code_signature.exists",
+    "process.code_signature.trusted",
+    "process.parent.code_signature.exists",
+    "process.parent.code_signature.trusted",
+    "file.code_signature.exists",
+    "file.code_signature.trusted",
+    "dll.code_signature.exists",
+    "dll.code_signature.trusted",
+    "powershell.file.script_block_signature_trusted",
 ];
 
 const DOUBLE: &[&str] = &[
@@ -86,8 +112,12 @@ const DATE: &[&str] = &[
     "event.start",
     "event.end",
     "process.start",
+    "process.end",
+    "process.parent.start",
     "file.created",
     "file.mtime",
+    "file.ctime",
+    "file.accessed",
     "winlog.time_created",
 ];
 
@@ -98,6 +128,9 @@ const IP: &[&str] = &[
     "server.ip",
     "host.ip",
     "related.ip",
+    "observer.ip",
+    "source.nat.ip",
+    "destination.nat.ip",
     "winlog.event_data.IpAddress",
 ];
 
@@ -126,6 +159,9 @@ impl FieldTypes {
         }
         if IP.contains(&field) {
             return FieldType::Ip;
+        }
+        if BOOLEAN.contains(&field) {
+            return FieldType::Boolean;
         }
         FieldType::Keyword
     }

@@ -150,7 +150,9 @@ impl Literal {
                             '\t' => s.push_str("\\t"),
                             '\r' => s.push_str("\\r"),
                             '\n' => s.push_str("\\n"),
-                            c if is_space(c) => s.push_str(&format!("\\u{:04x}", c as u32)),
+                            c if is_space(c) && c != ' ' => {
+                                s.push_str(&format!("\\u{:04x}", c as u32))
+                            }
                             c => s.push(c),
                         }
                     }
@@ -162,19 +164,34 @@ impl Literal {
     }
 }
 
+/// Escapes the words `or`, `and` and `not` wherever Kibana's keyword look-ahead would see a
+/// keyword, including at the end of the literal, since the printer may put a space after it.
 fn escape_keywords(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     while i < chars.len() {
-        let rest: String = chars[i..].iter().take(4).collect::<String>().to_lowercase();
+        if chars[i] == '\\' {
+            // An escape sequence the printer wrote: `\uXXXX` or a backslash and one character.
+            let len = if chars.get(i + 1) == Some(&'u') { 6 } else { 2 };
+            let end = (i + len).min(chars.len());
+            out.extend(&chars[i..end]);
+            i = end;
+            continue;
+        }
         let at_word_start = i == 0 || chars[i - 1] == ' ';
-        let keyword = ["or ", "and ", "not "]
-            .iter()
-            .find(|k| rest.starts_with(*k))
-            .filter(|k| at_word_start || k.starts_with('n'));
+        let keyword = ["or", "and", "not"].into_iter().find(|k| {
+            let n = k.len();
+            let word_here = chars.len() >= i + n
+                && chars[i..i + n]
+                    .iter()
+                    .zip(k.chars())
+                    .all(|(c, k)| c.to_ascii_lowercase() == k);
+            let boundary_after = chars.get(i + n).is_none_or(|c| *c == ' ');
+            word_here && boundary_after && (at_word_start || *k == "not")
+        });
         if let Some(k) = keyword {
-            let len = k.len() - 1;
+            let len = k.len();
             if chars[i] == 'n' {
                 // `\n` would be a newline: write the `n` as a unicode escape instead.
                 out.push_str("\\u006e");
@@ -189,7 +206,6 @@ fn escape_keywords(s: &str) -> String {
         out.push(chars[i]);
         i += 1;
     }
-    // A literal ending in a keyword-like word followed by nothing needs no escape.
     out
 }
 
@@ -957,6 +973,10 @@ mod tests {
             "f:can\\not",
             "f:x \\not y",
             "f:x \\Or y \\and z",
+            "\u{1}      not>=tc",
+            "f:(\\or or not \\Not)",
+            "x and \\or y",
+            "f:a \\not",
         ] {
             let q = parse(text).expect(text);
             let printed = q.to_kql();

@@ -1,0 +1,236 @@
+//! `quarry gen`: arguments, progress bar and summary of the generator.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::gen::{self, GenOptions};
+use crate::ingest::{ConvertOptions, ConvertProgress, MappingProfile};
+use crate::rules::pack::{self, LoadOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct GenArgs {
+    /// The dataset directory to create or add to.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of events (default 10000 unless --size is given).
+    #[arg(long, conflicts_with = "size")]
+    events: Option<u64>,
+    /// Volume of Winlogbeat NDJSON the events amount to: 500MB, 10GB, 2GiB, ...
+    #[arg(long)]
+    size: Option<String>,
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// First day (UTC), YYYY-MM-DD.
+    #[arg(long, default_value = "2024-03-01")]
+    start: String,
+    #[arg(long, default_value_t = 100)]
+    hosts: usize,
+    #[arg(long, default_value_t = 50)]
+    users: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// windows-integration, winlogbeat-8 or winlogbeat-7.
+    #[arg(long, default_value = "windows-integration")]
+    mapping: String,
+    /// Leave out the labels.* ground-truth columns and the incident windows.
+    #[arg(long)]
+    no_truth: bool,
+    /// Share of script executions with new text, 0 (fleet-like) to 1 (all distinct).
+    #[arg(long, default_value_t = 0.02)]
+    distinct: f64,
+    /// Attack campaigns to inject (default: one per 25,000 events, at least 2).
+    #[arg(long)]
+    campaigns: Option<u64>,
+    /// Rule packs whose versions get synthesised true positives (default: datasets/rules).
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// A converted dataset whose script blocks replace the built-in benign families.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Also write the raw events as Winlogbeat NDJSON to this file.
+    #[arg(long)]
+    ndjson: Option<PathBuf>,
+    /// Approximate peak memory, in MiB (as for convert).
+    #[arg(long, default_value_t = 256)]
+    memory_mb: usize,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+struct GenBar(Option<ProgressBar>);
+
+impl ConvertProgress for GenBar {
+    fn start(&mut self, total_bytes: u64, _inputs: usize) {
+        if let Some(b) = &self.0 {
+            b.set_length(total_bytes);
+        }
+    }
+    fn advance(&mut self, bytes: u64, events: u64) {
+        if let Some(b) = &self.0 {
+            b.set_position(bytes);
+            b.set_message(format!("{events} events"));
+        }
+    }
+}
+
+pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
+    let Some(mapping) = MappingProfile::parse(&args.mapping) else {
+        eprintln!("quarry: unknown --mapping {:?}", args.mapping);
+        return 2;
+    };
+    let size = match args.size.as_deref().map(gen::parse_size) {
+        Some(None) => {
+            eprintln!(
+                "quarry: --size {:?} is not a size (e.g. 500MB, 10GB)",
+                args.size
+            );
+            return 2;
+        }
+        Some(Some(s)) => Some(s),
+        None => None,
+    };
+    let Ok(start) = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d") else {
+        eprintln!(
+            "quarry: --start {:?} is not a date (YYYY-MM-DD)",
+            args.start
+        );
+        return 2;
+    };
+    if !(0.0..=1.0).contains(&args.distinct) {
+        eprintln!("quarry: --distinct must be between 0 and 1");
+        return 2;
+    }
+    let default_pack = PathBuf::from(super::rules::DEFAULT_PACK);
+    let packs = if !args.rules.is_empty() {
+        args.rules.clone()
+    } else if default_pack.exists() {
+        vec![default_pack]
+    } else {
+        if !args.quiet {
+            eprintln!(
+                "note: {} not found here; no rule-synthesised attacks (give --rules)",
+                default_pack.display()
+            );
+        }
+        Vec::new()
+    };
+    let pack = match pack::load(&packs, &LoadOptions::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("quarry: rule pack {e}");
+            return 2;
+        }
+    };
+    let corpus = match &args.corpus {
+        Some(dir) => match crate::ingest::dataset::script_blocks(dir) {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => {
+                eprintln!("quarry: --corpus {}: no script blocks found", dir.display());
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("quarry: --corpus: {e}");
+                return 2;
+            }
+        },
+        None => Vec::new(),
+    };
+    let opts = GenOptions {
+        events: if size.is_some() {
+            None
+        } else {
+            Some(args.events.unwrap_or(10_000))
+        },
+        size,
+        days: args.days.max(1),
+        start_us: start
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_micros()),
+        hosts: args.hosts.max(1),
+        users: args.users.max(1),
+        seed: args.seed,
+        truth: !args.no_truth,
+        distinct: args.distinct,
+        campaigns: args.campaigns,
+        corpus,
+        ndjson: args.ndjson.clone(),
+        convert: ConvertOptions {
+            mapping,
+            layout: crate::ingest::writer::LayoutConfig {
+                memory_budget: (args.memory_mb.max(2) << 20) / 2,
+                ..Default::default()
+            },
+            ..ConvertOptions::default()
+        },
+    };
+    let visible = !args.quiet && std::io::stderr().is_terminal();
+    let mut bar = GenBar(visible.then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    }));
+    let started = Instant::now();
+    let result = gen::generate(&args.out, &opts, &pack, &mut bar, cancel);
+    if let Some(b) = &bar.0 {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(report) => {
+            if !args.quiet {
+                let secs = started.elapsed().as_secs_f64();
+                if let Some(skipped) = report.convert.inputs.iter().find_map(|i| i.skipped.clone())
+                {
+                    println!("nothing generated: {skipped}");
+                    return 0;
+                }
+                println!(
+                    "generated {} events ({} malicious in {} campaigns), {:.1} MB of NDJSON-equivalent text, {} parts, {:.1} MiB on disk, in {secs:.1}s ({:.1} MB/s) -> {}",
+                    report.events,
+                    report.malicious,
+                    report.incidents.len(),
+                    report.ndjson_bytes as f64 / 1e6,
+                    report.convert.parts,
+                    report.convert.bytes_out as f64 / 1048576.0,
+                    report.ndjson_bytes as f64 / 1e6 / secs.max(1e-9),
+                    args.out.display()
+                );
+                if !report.covered_versions.is_empty() {
+                    println!(
+                        "synthesised true positives for {} rule versions ({} attempts fell back to a built-in family)",
+                        report.covered_versions.len(),
+                        report.unsatisfied
+                    );
+                }
+                for i in &report.incidents {
+                    println!(
+                        "  {} on {} as {}: {} .. {}",
+                        i.campaign,
+                        i.host,
+                        i.user,
+                        crate::ingest::format_micros(i.start_us),
+                        crate::ingest::format_micros(i.end_us)
+                    );
+                }
+            }
+            0
+        }
+        Err(crate::ingest::IngestError::Cancelled) => {
+            eprintln!("quarry: interrupted; the dataset is unchanged");
+            130
+        }
+        Err(e) => {
+            eprintln!("quarry: {e}");
+            3
+        }
+    }
+}
