@@ -305,19 +305,10 @@ fn the_sample_has_true_and_false_positives_of_seed_versions() {
     let docs: Vec<(Document, bool)> = rows
         .iter()
         .map(|r| {
-            let mut d = Document::new();
-            for (k, v) in r {
-                let values = match v {
-                    serde_json::Value::Array(items) => items
-                        .iter()
-                        .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
-                        .collect(),
-                    serde_json::Value::String(s) => vec![s.clone()],
-                    other => vec![other.to_string()],
-                };
-                d.fields.insert(k.clone(), values);
-            }
-            (d, text(r, "labels.truth").as_deref() == Some("malicious"))
+            (
+                row_document(r),
+                text(r, "labels.truth").as_deref() == Some("malicious"),
+            )
         })
         .collect();
     let mut with_tp = 0;
@@ -345,4 +336,76 @@ fn the_sample_has_true_and_false_positives_of_seed_versions() {
     }
     assert!(with_tp >= 5, "{with_tp} versions with true positives");
     assert!(with_fp >= 3, "{with_fp} versions with false positives");
+}
+
+fn row_document(r: &Row) -> Document {
+    let mut d = Document::new();
+    for (k, v) in r {
+        let values = match v {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map_or(i.to_string(), str::to_string))
+                .collect(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            other => vec![other.to_string()],
+        };
+        d.fields.insert(k.clone(), values);
+    }
+    d
+}
+
+#[test]
+fn every_elastic_powershell_rule_gets_true_positives() {
+    let Some(data) = util::shared_data() else {
+        return;
+    };
+    let history = pack::load(
+        &[data.join("../rules/posh-kuery-history.jsonl")],
+        &LoadOptions::default(),
+    )
+    .expect("history");
+    let tmp = util::temp_dir();
+    let ds = tmp.path().join("gen");
+    let report = gen::generate(
+        &ds,
+        &small(4000),
+        &history,
+        &mut NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("generate");
+    assert_eq!(report.unsatisfied, 0);
+    let malicious: Vec<Document> = util::read_rows(&ds)
+        .iter()
+        .filter(|r| text(r, "labels.truth").as_deref() == Some("malicious"))
+        .map(row_document)
+        .collect();
+    let types = FieldTypes::default();
+    let mut hit_versions: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for v in &history.versions {
+        let entry = hit_versions.entry(v.rule.rule_id.as_str()).or_default();
+        entry.1 += 1;
+        let Status::Ready { query, filters } = &v.status else {
+            continue;
+        };
+        if malicious
+            .iter()
+            .any(|d| eval::matches(query, filters, d, &types))
+        {
+            entry.0 += 1;
+        }
+    }
+    assert_eq!(hit_versions.len(), 35);
+    let missing: Vec<&&str> = hit_versions
+        .iter()
+        .filter(|(_, (hit, _))| *hit == 0)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rules without true positives: {missing:?}"
+    );
+    let partial = hit_versions.values().filter(|(hit, all)| hit < all).count();
+    println!("{partial} of 35 rules have true positives for only some of their versions");
+    assert!(partial > 0);
 }

@@ -282,15 +282,22 @@ pub fn convert(
     report_skipped(&mut report, skipped);
     let staging = ds.staging_dir(report.run);
     let result = convert_into(&mut ds, &files, opts, progress, cancel, &mut report);
-    if result.is_err() && staging.exists() {
-        // Best effort: the next run removes whatever staging is left anyway.
-        let _ = std::fs::remove_dir_all(&staging);
+    if result.is_err() {
+        discard_staging(&staging);
+    }
+    result.map(|()| report)
+}
+
+/// Removes a failed run's staging directory. Best effort: the next run removes whatever
+/// staging is left anyway.
+fn discard_staging(staging: &Path) {
+    if staging.exists() {
+        let _ = std::fs::remove_dir_all(staging);
         if let Some(parent) = staging.parent() {
             // Only succeeds when no other run's staging is there.
             let _ = std::fs::remove_dir(parent);
         }
     }
-    result.map(|()| report)
 }
 
 fn fresh_manifest(opts: &ConvertOptions) -> dataset::Manifest {
@@ -700,11 +707,8 @@ pub fn ingest_generated(
         };
         finish_run(&mut ds, writer, vec![input], &mut report, started)
     })();
-    if result.is_err() && staging.exists() {
-        let _ = std::fs::remove_dir_all(&staging);
-        if let Some(parent) = staging.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
+    if result.is_err() {
+        discard_staging(&staging);
     }
     result.map(|()| report)
 }

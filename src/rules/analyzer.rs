@@ -135,7 +135,7 @@ fn is_south_east_asian(c: char) -> bool {
 }
 
 /// Java's `Character.toLowerCase` per code point: one character in, one out.
-fn lowercase(s: &str) -> String {
+pub fn lowercase(s: &str) -> String {
     s.chars()
         .map(|c| {
             let mut lower = c.to_lowercase();

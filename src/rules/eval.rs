@@ -122,7 +122,7 @@ fn fields_named(field: &Literal, prefix: &str, doc: &Document) -> Vec<String> {
 
 fn wild_tokens(text: &str, lower: bool) -> Vec<WildToken> {
     let text = if lower {
-        java_lower(text)
+        super::analyzer::lowercase(text)
     } else {
         text.to_string()
     };
@@ -139,18 +139,6 @@ fn literal_tokens(lit: &Literal, lower: bool) -> Vec<WildToken> {
         }
     }
     out
-}
-
-fn java_lower(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            let mut l = c.to_lowercase();
-            match (l.next(), l.next()) {
-                (Some(x), None) => x,
-                _ => 'i',
-            }
-        })
-        .collect()
 }
 
 /// Keyword values Elasticsearch indexed (longer ones are ignored by `ignore_above`).
@@ -365,10 +353,12 @@ fn range_matches(
             (Ok(d), Ok(b)) => compare(op, Some(d.cmp(&b))),
             _ => false,
         },
-        FieldType::Text(analyzer) => analyzer
-            .tokens(v)
-            .iter()
-            .any(|t| compare(op, Some(t.as_str().cmp(java_lower(&q).as_str())))),
+        FieldType::Text(analyzer) => analyzer.tokens(v).iter().any(|t| {
+            compare(
+                op,
+                Some(t.as_str().cmp(super::analyzer::lowercase(&q).as_str())),
+            )
+        }),
         FieldType::Keyword | FieldType::Boolean => {
             v.chars().count() <= KEYWORD_IGNORE_ABOVE && compare(op, Some(v.as_str().cmp(&q)))
         }

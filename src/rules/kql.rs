@@ -484,12 +484,13 @@ impl Parser {
         self.chain(Self::not_query, "and", Query::And)
     }
 
-    fn chain(
+    /// `item (kw item)*`: an n-ary chain of `and` or `or`, for queries and value lists alike.
+    fn chain<T>(
         &mut self,
-        item: fn(&mut Self) -> Option<Query>,
+        item: fn(&mut Self) -> Option<T>,
         kw: &str,
-        make: fn(Vec<Query>) -> Query,
-    ) -> Option<Query> {
+        make: fn(Vec<T>) -> T,
+    ) -> Option<T> {
         let first = item(self)?;
         let mut items = vec![first];
         loop {
@@ -647,41 +648,13 @@ impl Parser {
             self.fail_at(self.pos, "less nesting");
             return None;
         }
-        let r = self.value_chain(Self::and_values, "or", ValueTree::Or);
+        let r = self.chain(Self::and_values, "or", ValueTree::Or);
         self.depth -= 1;
         r
     }
 
     fn and_values(&mut self) -> Option<ValueTree> {
-        self.value_chain(Self::not_values, "and", ValueTree::And)
-    }
-
-    fn value_chain(
-        &mut self,
-        item: fn(&mut Self) -> Option<ValueTree>,
-        kw: &str,
-        make: fn(Vec<ValueTree>) -> ValueTree,
-    ) -> Option<ValueTree> {
-        let first = item(self)?;
-        let mut items = vec![first];
-        loop {
-            let save = self.pos;
-            if !self.binary_keyword(kw) {
-                break;
-            }
-            match item(self) {
-                Some(v) => items.push(v),
-                None => {
-                    self.pos = save;
-                    break;
-                }
-            }
-        }
-        Some(if items.len() == 1 {
-            items.pop()?
-        } else {
-            make(items)
-        })
+        self.chain(Self::not_values, "and", ValueTree::And)
     }
 
     fn not_values(&mut self) -> Option<ValueTree> {
