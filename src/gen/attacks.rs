@@ -32,6 +32,7 @@ pub const FAMILIES: &[&str] = &[
     "clipboard-capture",
     "screen-capture",
     "mailbox-export",
+    "split-discovery",
 ];
 
 pub fn attack(family: &str, rng: &mut Rng) -> Attack {
@@ -44,6 +45,7 @@ pub fn attack(family: &str, rng: &mut Rng) -> Attack {
         "keylogger" => keylogger(rng),
         "clipboard-capture" => clipboard(rng),
         "screen-capture" => screen(rng),
+        "split-discovery" => split_discovery(rng),
         _ => mailbox_export(rng),
     };
     let family = FAMILIES
@@ -164,6 +166,29 @@ fn screen(rng: &mut Rng) -> String {
         "Add-Type -AssemblyName System.Drawing, System.Windows.Forms\r\n$b = [Windows.Forms.SystemInformation]::VirtualScreen\r\n$bmp = New-Object Drawing.Bitmap $b.Width, $b.Height\r\n$g = [Drawing.Graphics]::FromImage($bmp)\r\n$g.CopyFromScreen($b.Left, $b.Top, 0, 0, $bmp.Size)\r\n$bmp.Save(\"$env:TEMP\\s{}.png\")\r\n",
         rng.below(100)
     )
+}
+
+/// Discovery whose only API name straddles the boundary between two 4104 fragments: no
+/// fragment holds the whole token, so no rule sees it (a true false negative to measure).
+fn split_discovery(rng: &mut Rng) -> String {
+    let api = SEED_APIS[rng.below(SEED_APIS.len() as u64) as usize];
+    let cut = 3 + rng.below(api.len() as u64 - 6) as usize;
+    let mut text = String::from("$d = @'\r\n");
+    let filler =
+        "VGhpcyBpcyBwYWRkaW5nIHRvIHB1c2ggdGhlIGNhbGwgcGFzdCB0aGUgZnJhZ21lbnQgYm91bmRhcnku\r\n";
+    let call = format!("'@\r\n$r = $Netapi32::{api}($h, 1, [ref]$p)\r\n");
+    // Pad so that `api` starts `cut` characters before the fragment boundary.
+    let api_at = super::FRAGMENT_CHARS - cut;
+    let call_prefix = call.find(api).unwrap_or(0);
+    while text.len() + filler.len() <= api_at - call_prefix {
+        text.push_str(filler);
+    }
+    while text.len() < api_at - call_prefix {
+        text.push('A');
+    }
+    text.push_str(&call);
+    text.push_str(&"# end of stage\r\n".repeat(1 + rng.below(50) as usize));
+    text
 }
 
 fn mailbox_export(rng: &mut Rng) -> String {

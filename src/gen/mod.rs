@@ -155,6 +155,7 @@ struct Target {
 
 /// The scenarios campaigns follow, hand-written steps in order.
 const SCENARIOS: &[&[&str]] = &[
+    &["split-discovery", "encoded-payload", "psreflect-discovery"],
     &[
         "encoded-payload",
         "amsi-bypass",
@@ -925,58 +926,67 @@ fn produce(
 ) -> Result<(), IngestError> {
     let opts = world.opts;
     let prepare = opts.convert.pipeline;
-    let work = |chunk: u64| -> Vec<Generated> {
-        let mut out = Vec::new();
-        for u in chunk * UNITS_PER_CHUNK..(chunk + 1) * UNITS_PER_CHUNK {
-            for mut g in world.unit(u) {
-                g.line = Some(ndjson_line(&g.doc));
-                pipeline::apply(&mut g.doc, prepare);
-                out.push(g);
-            }
-        }
-        out
+    let work = |chunk: u64| -> Vec<Vec<Generated>> {
+        (chunk * UNITS_PER_CHUNK..(chunk + 1) * UNITS_PER_CHUNK)
+            .map(|u| {
+                let mut events = world.unit(u);
+                for g in &mut events {
+                    g.line = Some(ndjson_line(&g.doc));
+                    pipeline::apply(&mut g.doc, prepare);
+                }
+                events
+            })
+            .collect()
     };
     let mut covered = std::collections::BTreeSet::new();
     let mut failure: Option<IngestError> = None;
     let mut last_progress = 0u64;
-    let mut sink_chunk = |events: Vec<Generated>| -> bool {
-        let mut fragments_left = 0u64;
-        for g in events {
-            let done = opts.events.is_some_and(|n| report.events >= n)
-                || opts.size.is_some_and(|s| report.ndjson_bytes >= s);
-            // Stop only between scripts, never inside a fragmented one.
-            if done && fragments_left == 0 {
+    let mut skipped_in_a_row = 0u32;
+    let mut sink_chunk = |units: Vec<Vec<Generated>>| -> bool {
+        for unit in units {
+            // Stop only between units, so a fragmented script is always whole.
+            if opts.events.is_some_and(|n| report.events >= n)
+                || opts.size.is_some_and(|s| report.ndjson_bytes >= s)
+            {
                 return false;
             }
-            let total = g
-                .doc
-                .get("powershell.total")
-                .and_then(Value::to_i64)
-                .unwrap_or(1) as u64;
-            let number = g
-                .doc
-                .get("powershell.sequence")
-                .and_then(Value::to_i64)
-                .unwrap_or(1) as u64;
-            fragments_left = total.saturating_sub(number);
-            if let Some(line) = &g.line {
-                report.ndjson_bytes += line.len() as u64 + 1;
-                if let Some(n) = ndjson.as_deref_mut() {
-                    if let Err(e) = n.write(line) {
-                        failure = Some(e);
-                        return false;
+            if let Some(target) = opts.size {
+                let bytes: u64 = unit
+                    .iter()
+                    .map(|g| g.line.as_ref().map_or(0, |l| l.len() as u64 + 1))
+                    .sum();
+                // A benign unit that would overshoot the target by more than 2% is left out,
+                // so a run ends near its target however large single scripts are.
+                let benign = unit.iter().all(|g| !g.malicious);
+                if benign
+                    && report.ndjson_bytes + bytes > target + target / 50
+                    && skipped_in_a_row < 10_000
+                {
+                    skipped_in_a_row += 1;
+                    continue;
+                }
+                skipped_in_a_row = 0;
+            }
+            for g in unit {
+                if let Some(line) = &g.line {
+                    report.ndjson_bytes += line.len() as u64 + 1;
+                    if let Some(n) = ndjson.as_deref_mut() {
+                        if let Err(e) = n.write(line) {
+                            failure = Some(e);
+                            return false;
+                        }
                     }
                 }
-            }
-            report.events += 1;
-            report.malicious += u64::from(g.malicious);
-            report.unsatisfied += u64::from(g.unsatisfied);
-            if let Some(t) = g.target {
-                covered.insert(t);
-            }
-            if let Err(e) = sink.add(g.doc, Shape::Ecs) {
-                failure = Some(e);
-                return false;
+                report.events += 1;
+                report.malicious += u64::from(g.malicious);
+                report.unsatisfied += u64::from(g.unsatisfied);
+                if let Some(t) = g.target {
+                    covered.insert(t);
+                }
+                if let Err(e) = sink.add(g.doc, Shape::Ecs) {
+                    failure = Some(e);
+                    return false;
+                }
             }
         }
         if report.events - last_progress >= 10_000 {
@@ -1160,6 +1170,23 @@ mod tests {
         assert!(parts.iter().all(|p| p.chars().count() <= FRAGMENT_CHARS));
         assert_eq!(parts.concat(), long);
         assert_eq!(fragments("x"), vec!["x"]);
+    }
+
+    #[test]
+    fn split_discovery_cuts_its_api_name_across_fragments() {
+        for seed in 0..20 {
+            let a = attacks::attack("split-discovery", &mut Rng::new(seed));
+            let parts = fragments(&a.text);
+            assert_eq!(parts.len(), 2, "seed {seed}");
+            let api = scripts::SEED_APIS
+                .iter()
+                .find(|api| a.text.contains(*api))
+                .expect("an API name in the whole script");
+            assert!(
+                parts.iter().all(|p| !p.contains(api)),
+                "seed {seed}: {api} is whole in a fragment"
+            );
+        }
     }
 
     #[test]
