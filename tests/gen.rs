@@ -165,6 +165,15 @@ fn ground_truth_is_consistent() {
         })
         .collect();
     assert_eq!(windows.len(), report.incidents.len());
+    // Every listed incident has events (a campaign the run never reached is not listed).
+    for campaign in windows.keys() {
+        assert!(
+            malicious
+                .iter()
+                .any(|r| text(r, "labels.campaign").as_ref() == Some(campaign)),
+            "{campaign} has no events"
+        );
+    }
     for r in malicious {
         let campaign = text(r, "labels.campaign").expect("campaign");
         let (host, start, end) = &windows[&campaign];

@@ -102,15 +102,21 @@ pub struct GenReport {
     pub covered_versions: Vec<String>,
     /// Synthesis attempts that found no matching script (fell back to a built-in family).
     pub unsatisfied: u64,
+    /// The (campaign, step) pairs the run emitted.
+    emitted: std::collections::BTreeSet<(usize, usize)>,
 }
 
 const UNITS_PER_CHUNK: u64 = 64;
+/// Malicious units are numbered from here (their random streams never meet a benign one's).
+const MALICIOUS_UNITS: u64 = 1 << 48;
 
 /// One generated event: raw (Winlogbeat shape) and mapped.
 struct Generated {
     line: Option<String>,
     doc: Doc,
     malicious: bool,
+    /// The (campaign, step) a malicious event plays.
+    step: Option<(usize, usize)>,
     target: Option<String>,
     unsatisfied: bool,
 }
@@ -123,8 +129,6 @@ struct World<'a> {
     families: Vec<scripts::Family>,
     total_weight: u32,
     campaigns: Vec<Campaign>,
-    /// Malicious units sit every `spacing` units.
-    spacing: u64,
     malicious_units: u64,
     targets: Vec<Target>,
     types: FieldTypes,
@@ -203,7 +207,6 @@ impl<'a> World<'a> {
             families,
             total_weight,
             campaigns: Vec::new(),
-            spacing: u64::MAX,
             malicious_units: 0,
             targets: Vec::new(),
             types: FieldTypes::new(analyzer),
@@ -280,7 +283,6 @@ impl<'a> World<'a> {
             })
             .collect();
         let malicious_units: u64 = campaigns.iter().map(|c| c.steps.len() as u64).sum();
-        world.spacing = (expected_units / malicious_units.max(1)).max(2);
         world.malicious_units = malicious_units;
         world.campaigns = campaigns;
         world.targets = targets;
@@ -300,15 +302,8 @@ impl<'a> World<'a> {
         (events as f64 / SAMPLE as f64, bytes as f64 / SAMPLE as f64)
     }
 
-    /// The (campaign, step) a malicious unit plays, if unit `u` is one.
-    fn malicious_slot(&self, u: u64) -> Option<(usize, usize)> {
-        if u % self.spacing != self.spacing / 2 {
-            return None;
-        }
-        let mut slot = u / self.spacing;
-        if slot >= self.malicious_units {
-            return None;
-        }
+    /// The (campaign, step) of malicious slot `slot` (campaigns' steps in order).
+    fn slot_step(&self, mut slot: u64) -> Option<(usize, usize)> {
         for (c, campaign) in self.campaigns.iter().enumerate() {
             let n = campaign.steps.len() as u64;
             if slot < n {
@@ -317,6 +312,19 @@ impl<'a> World<'a> {
             slot -= n;
         }
         None
+    }
+
+    /// The events of malicious slot `slot`, mapped (made on the consumer's thread).
+    fn malicious_unit(&self, slot: u64) -> Vec<Generated> {
+        let Some((c, step)) = self.slot_step(slot) else {
+            return Vec::new();
+        };
+        let mut events = self.malicious(MALICIOUS_UNITS + slot, c, step);
+        for g in &mut events {
+            g.line = Some(ndjson_line(&g.doc));
+            pipeline::apply(&mut g.doc, self.opts.convert.pipeline);
+        }
+        events
     }
 
     fn step_time(&self, c: usize, step: usize) -> i64 {
@@ -329,11 +337,8 @@ impl<'a> World<'a> {
         t - t.rem_euclid(1000)
     }
 
-    /// All events of unit `u`.
+    /// All events of benign unit `u`.
     fn unit(&self, u: u64) -> Vec<Generated> {
-        if let Some((c, step)) = self.malicious_slot(u) {
-            return self.malicious(u, c, step);
-        }
         let mut rng = Rng::for_item(self.opts.seed, 2, u);
         match rng.below(100) {
             0..=79 => self.benign_script(u, &mut rng),
@@ -436,6 +441,14 @@ impl<'a> World<'a> {
     }
 
     fn malicious(&self, u: u64, c: usize, step: usize) -> Vec<Generated> {
+        let mut events = self.malicious_events(u, c, step);
+        for g in &mut events {
+            g.step = Some((c, step));
+        }
+        events
+    }
+
+    fn malicious_events(&self, u: u64, c: usize, step: usize) -> Vec<Generated> {
         let campaign = &self.campaigns[c];
         let ts = self.step_time(c, step);
         let mut rng = Rng::for_item(self.opts.seed, 9, u);
@@ -746,6 +759,7 @@ impl<'a> World<'a> {
             line: None,
             doc,
             malicious,
+            step: None,
             target,
             unsatisfied: false,
         }
@@ -910,7 +924,7 @@ pub fn generate(
     progress.finishing();
     report.convert = convert_report;
     if opts.truth && report.events > 0 {
-        report.incidents = incidents(&world);
+        report.incidents = incidents(&world, &report.emitted);
         write_incidents(out, report.convert.run, &report.incidents)?;
     }
     Ok(report)
@@ -919,7 +933,7 @@ pub fn generate(
 fn produce(
     world: &World<'_>,
     sink: &mut EventSink<'_>,
-    mut ndjson: Option<&mut NdjsonOut>,
+    ndjson: Option<&mut NdjsonOut>,
     report: &mut GenReport,
     progress: &mut dyn ConvertProgress,
     cancel: &AtomicBool,
@@ -938,28 +952,45 @@ fn produce(
             })
             .collect()
     };
-    let mut covered = std::collections::BTreeSet::new();
-    let mut failure: Option<IngestError> = None;
+    let mut emitter = Emitter {
+        sink,
+        ndjson,
+        report,
+        covered: std::collections::BTreeSet::new(),
+        failure: None,
+    };
     let mut last_progress = 0u64;
     let mut skipped_in_a_row = 0u32;
+    let mut next_slot = 0u64;
+    let slots = world.malicious_units;
     let mut sink_chunk = |units: Vec<Vec<Generated>>| -> bool {
         for unit in units {
+            let r = &emitter.report;
+            let fraction = match (opts.events, opts.size) {
+                (Some(n), _) => r.events as f64 / n.max(1) as f64,
+                (None, Some(bytes)) => r.ndjson_bytes as f64 / bytes.max(1) as f64,
+                (None, None) => 1.0,
+            };
             // Stop only between units, so a fragmented script is always whole.
-            if opts.events.is_some_and(|n| report.events >= n)
-                || opts.size.is_some_and(|s| report.ndjson_bytes >= s)
-            {
+            if fraction >= 1.0 {
                 return false;
+            }
+            // Campaign steps are spread evenly over the run: slot k once it is (k + ½)/n done.
+            while next_slot < slots && fraction >= (next_slot as f64 + 0.5) / slots as f64 {
+                let events = world.malicious_unit(next_slot);
+                next_slot += 1;
+                if !emitter.emit(events) {
+                    return false;
+                }
             }
             if let Some(target) = opts.size {
                 let bytes: u64 = unit
                     .iter()
                     .map(|g| g.line.as_ref().map_or(0, |l| l.len() as u64 + 1))
                     .sum();
-                // A benign unit that would overshoot the target by more than 2% is left out,
-                // so a run ends near its target however large single scripts are.
-                let benign = unit.iter().all(|g| !g.malicious);
-                if benign
-                    && report.ndjson_bytes + bytes > target + target / 50
+                // A unit that would overshoot the target by more than 2% is left out, so a
+                // run ends near its target however large single scripts are.
+                if emitter.report.ndjson_bytes + bytes > target + target / 50
                     && skipped_in_a_row < 10_000
                 {
                     skipped_in_a_row += 1;
@@ -967,31 +998,13 @@ fn produce(
                 }
                 skipped_in_a_row = 0;
             }
-            for g in unit {
-                if let Some(line) = &g.line {
-                    report.ndjson_bytes += line.len() as u64 + 1;
-                    if let Some(n) = ndjson.as_deref_mut() {
-                        if let Err(e) = n.write(line) {
-                            failure = Some(e);
-                            return false;
-                        }
-                    }
-                }
-                report.events += 1;
-                report.malicious += u64::from(g.malicious);
-                report.unsatisfied += u64::from(g.unsatisfied);
-                if let Some(t) = g.target {
-                    covered.insert(t);
-                }
-                if let Err(e) = sink.add(g.doc, Shape::Ecs) {
-                    failure = Some(e);
-                    return false;
-                }
+            if !emitter.emit(unit) {
+                return false;
             }
         }
-        if report.events - last_progress >= 10_000 {
-            last_progress = report.events;
-            progress.advance(report.ndjson_bytes, report.events);
+        if emitter.report.events - last_progress >= 10_000 {
+            last_progress = emitter.report.events;
+            progress.advance(emitter.report.ndjson_bytes, emitter.report.events);
         }
         !cancel.load(Ordering::Relaxed)
     };
@@ -1001,6 +1014,13 @@ fn produce(
         &work,
         &mut sink_chunk,
     );
+    let Emitter {
+        sink,
+        report,
+        covered,
+        failure,
+        ..
+    } = emitter;
     sink.bytes = report.ndjson_bytes;
     report.covered_versions = covered.into_iter().collect();
     match failure {
@@ -1009,30 +1029,77 @@ fn produce(
     }
 }
 
-/// The campaigns' windows: first to last malicious event, as generated.
-fn incidents(world: &World<'_>) -> Vec<Incident> {
+/// Writes the events of the run, in order: the NDJSON copy, the dataset, the report.
+struct Emitter<'a, 'w> {
+    sink: &'a mut EventSink<'w>,
+    ndjson: Option<&'a mut NdjsonOut>,
+    report: &'a mut GenReport,
+    covered: std::collections::BTreeSet<String>,
+    failure: Option<IngestError>,
+}
+
+impl Emitter<'_, '_> {
+    /// Emits one unit's events; false (with the error kept) when writing failed.
+    fn emit(&mut self, unit: Vec<Generated>) -> bool {
+        for g in unit {
+            if let Some(line) = &g.line {
+                self.report.ndjson_bytes += line.len() as u64 + 1;
+                if let Some(n) = self.ndjson.as_deref_mut() {
+                    if let Err(e) = n.write(line) {
+                        self.failure = Some(e);
+                        return false;
+                    }
+                }
+            }
+            self.report.events += 1;
+            self.report.malicious += u64::from(g.malicious);
+            self.report.unsatisfied += u64::from(g.unsatisfied);
+            if let Some(step) = g.step {
+                self.report.emitted.insert(step);
+            }
+            if let Some(t) = g.target {
+                self.covered.insert(t);
+            }
+            if let Err(e) = self.sink.add(g.doc, Shape::Ecs) {
+                self.failure = Some(e);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The campaigns' windows: first to last malicious event the run emitted (a campaign cut off
+/// by the end of the run keeps only what happened).
+fn incidents(
+    world: &World<'_>,
+    emitted: &std::collections::BTreeSet<(usize, usize)>,
+) -> Vec<Incident> {
     world
         .campaigns
         .iter()
         .enumerate()
-        .map(|(c, campaign)| {
-            let start = world.step_time(c, 0);
-            let end = world.step_time(c, campaign.steps.len().saturating_sub(1)) + 60_000_000;
-            Incident {
+        .filter_map(|(c, campaign)| {
+            let steps: Vec<usize> = emitted
+                .iter()
+                .filter(|(ec, _)| *ec == c)
+                .map(|(_, s)| *s)
+                .collect();
+            let (first, last) = (*steps.first()?, *steps.last()?);
+            Some(Incident {
                 campaign: campaign.id.clone(),
                 host: world.fleet.hosts[campaign.host].name.clone(),
                 user: world.fleet.users[campaign.user].sid.clone(),
-                start_us: start,
-                end_us: end,
-                families: campaign
-                    .steps
+                start_us: world.step_time(c, first),
+                end_us: world.step_time(c, last) + 60_000_000,
+                families: steps
                     .iter()
-                    .map(|s| match s {
+                    .map(|s| match &campaign.steps[*s] {
                         Step::Family(f) => (*f).to_string(),
                         Step::Synth(t) => format!("synthesised:{}", world.targets[*t].key),
                     })
                     .collect(),
-            }
+            })
         })
         .collect()
 }
