@@ -24,6 +24,10 @@ use std::time::Instant;
 
 use quarry::ingest::{convert, ConvertOptions, NoProgress};
 
+// The allocator of the `quarry` binary, so the in-process figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 struct Rng(u64);
 
 impl Rng {
