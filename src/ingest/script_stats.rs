@@ -38,27 +38,33 @@ pub fn java_trim(s: &str) -> &str {
 pub fn script_block_hash(text: &str) -> String {
     let mut hasher = Sha1::new();
     // The non-space bytes are gathered into a block before hashing: one update per word
-    // would cost more than the hashing itself.
+    // would cost more than the hashing itself. Every byte is written and the cursor moves
+    // only past non-space bytes: no unpredictable branch on where the spaces fall.
     let mut block = [0u8; 4096];
-    block[0] = 0;
-    let mut filled = 1;
+    let mut filled = 1; // block[0] = 0, the fingerprint processor's delimiter
     for &b in text.as_bytes() {
-        if !is_java_space(b) {
-            block[filled] = b;
-            filled += 1;
-            if filled == block.len() {
-                hasher.update(block);
-                filled = 0;
-            }
+        block[filled] = b;
+        filled += usize::from(!JAVA_SPACE[usize::from(b)]);
+        if filled == block.len() {
+            hasher.update(block);
+            filled = 0;
         }
     }
     hasher.update(&block[..filled]);
     base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
 }
 
-fn is_java_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
+/// Java regex `\s`: space, TAB, LF, VT, FF, CR.
+const JAVA_SPACE: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[0x0b] = true;
+    t[0x0c] = true;
+    t[b'\r' as usize] = true;
+    t
+};
 
 /// The text before the Authenticode signature block (the whole text when there is none).
 pub fn without_signature(text: &str) -> &str {
