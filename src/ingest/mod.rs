@@ -272,13 +272,7 @@ pub fn convert(
     cancel: &AtomicBool,
 ) -> Result<ConvertReport, IngestError> {
     let (files, skipped) = reader::discover(inputs)?;
-    let mut ds = dataset::Dataset::open(out, fresh_manifest(opts))?;
-    check_compatible(&ds.manifest, opts, out)?;
-    let mut report = ConvertReport {
-        run: ds.next_run_id(),
-        repairs: std::mem::take(&mut ds.repairs),
-        ..Default::default()
-    };
+    let (mut ds, mut report) = open_run(out, opts)?;
     report_skipped(&mut report, skipped);
     let staging = ds.staging_dir(report.run);
     let result = convert_into(&mut ds, &files, opts, progress, cancel, &mut report);
@@ -286,6 +280,21 @@ pub fn convert(
         discard_staging(&staging);
     }
     result.map(|()| report)
+}
+
+/// Opens (or creates) the dataset for a new run and starts the run's report.
+fn open_run(
+    out: &Path,
+    opts: &ConvertOptions,
+) -> Result<(dataset::Dataset, ConvertReport), IngestError> {
+    let mut ds = dataset::Dataset::open(out, fresh_manifest(opts))?;
+    check_compatible(&ds.manifest, opts, out)?;
+    let report = ConvertReport {
+        run: ds.next_run_id(),
+        repairs: std::mem::take(&mut ds.repairs),
+        ..Default::default()
+    };
+    Ok((ds, report))
 }
 
 /// Removes a failed run's staging directory. Best effort: the next run removes whatever
@@ -649,13 +658,7 @@ pub fn ingest_generated(
     cancel: &AtomicBool,
     produce: &mut dyn FnMut(&mut EventSink<'_>, &AtomicBool) -> Result<(), IngestError>,
 ) -> Result<ConvertReport, IngestError> {
-    let mut ds = dataset::Dataset::open(out, fresh_manifest(opts))?;
-    check_compatible(&ds.manifest, opts, out)?;
-    let mut report = ConvertReport {
-        run: ds.next_run_id(),
-        repairs: std::mem::take(&mut ds.repairs),
-        ..Default::default()
-    };
+    let (mut ds, mut report) = open_run(out, opts)?;
     if let Some(earlier) = ds.has_fingerprint(&source.fingerprint) {
         report.inputs.push(InputReport {
             path: PathBuf::from(&source.label),
