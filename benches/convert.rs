@@ -15,6 +15,9 @@
 //! LZ4_RAW and no compression, and each dataset's script-text column is read back on one
 //! thread: dataset size against decode time, the trade-off behind the default codec.
 //!
+//! With `QUARRY_BENCH_ROWGROUPS=1`, one day of events is converted with several row-group
+//! limits and the two columns every hunt reads are scanned one row group per task.
+//!
 //! Run: `cargo bench --bench convert` (add `QUARRY_BENCH_MB=5120` for the 5 GB check).
 
 use std::io::{BufWriter, Write};
@@ -79,13 +82,17 @@ fn script(rng: &mut Rng) -> String {
 }
 
 fn generate_ndjson(path: &Path, mib: u64) -> u64 {
+    generate_ndjson_days(path, mib, 30)
+}
+
+fn generate_ndjson_days(path: &Path, mib: u64, days: u64) -> u64 {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut out = BufWriter::new(std::fs::File::create(path).expect("create ndjson"));
     let target = mib << 20;
     let (mut written, mut events) = (0u64, 0u64);
     let start = 1_704_067_200_000i64; // 2024-01-01
     while written < target {
-        let ts = start + rng.below(30 * 86_400_000) as i64;
+        let ts = start + rng.below(days * 86_400_000) as i64;
         let host = rng.below(50);
         let doc = serde_json::json!({
             "@timestamp": chrono::DateTime::from_timestamp_millis(ts).expect("ts").to_rfc3339(),
@@ -349,6 +356,86 @@ fn compare_codecs(input: &Path, tmp: &Path, events: u64) {
     }
 }
 
+/// Row-group size against scan time: one day of events (one partition, so files hold many
+/// row groups) converted with several row-group limits, then the two columns a hunt always
+/// reads (`event.category`, `powershell.file.script_block_text`) decoded one row group per
+/// task on every core, and on one thread.
+fn compare_row_groups(tmp: &Path, mib: u64) {
+    use rayon::prelude::*;
+    let input = tmp.join("one-day.ndjson");
+    let events = generate_ndjson_days(&input, mib, 1);
+    let columns = ["event.category", "powershell.file.script_block_text"];
+    for (rows, mb) in [
+        (8_192, 32),
+        (32_768, 32),
+        (131_072, 32),
+        (131_072, 8),
+        (1_048_576, 128),
+    ] {
+        let out = tmp.join(format!("ds-rg-{rows}-{mb}"));
+        let mut opts = ConvertOptions::default();
+        opts.layout.row_group_rows = rows;
+        opts.layout.row_group_bytes = mb << 20;
+        let report = convert(
+            &[input.clone()],
+            &out,
+            &opts,
+            &mut NoProgress,
+            &AtomicBool::new(false),
+        )
+        .expect("convert");
+        assert_eq!(report.events, events);
+        let mut parts = Vec::new();
+        collect_parts(&out, &mut parts);
+        let units: Vec<(PathBuf, usize)> = parts
+            .iter()
+            .flat_map(|p| {
+                let file = std::fs::File::open(p).expect("part");
+                let b =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .expect("reader");
+                (0..b.metadata().num_row_groups())
+                    .map(move |rg| (p.clone(), rg))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let read = |(path, rg): &(PathBuf, usize)| -> u64 {
+            let file = std::fs::File::open(path).expect("part");
+            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("reader");
+            let leaves: Vec<usize> = b
+                .parquet_schema()
+                .columns()
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| columns.contains(&c.path().parts()[0].as_str()))
+                .map(|(i, _)| i)
+                .collect();
+            let mask = parquet::arrow::ProjectionMask::leaves(b.parquet_schema(), leaves);
+            b.with_row_groups(vec![*rg])
+                .with_projection(mask)
+                .build()
+                .expect("build")
+                .map(|batch| batch.expect("batch").num_rows() as u64)
+                .sum()
+        };
+        let t = Instant::now();
+        let serial: u64 = units.iter().map(read).sum();
+        let one = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let parallel: u64 = units.par_iter().map(read).sum();
+        let all = t.elapsed().as_secs_f64();
+        assert_eq!((serial, parallel), (events, events));
+        println!(
+            "row groups of <= {rows:>7} rows / {mb:>3} MiB: {:>4} groups in {:>2} files, {:>6.1} MiB; scan 2 columns: 1 thread {one:.3}s, all cores {all:.3}s",
+            units.len(),
+            parts.len(),
+            dir_bytes(&out) as f64 / 1048576.0
+        );
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("convert: bench");
@@ -373,6 +460,9 @@ fn main() {
     );
     if std::env::var("QUARRY_BENCH_CODECS").is_ok() {
         compare_codecs(&ndjson, tmp.path(), generated);
+    }
+    if std::env::var("QUARRY_BENCH_ROWGROUPS").is_ok() {
+        compare_row_groups(tmp.path(), mib);
     }
     match peak_memory_kib(&ndjson, &tmp.path().join("ds-peak")) {
         Some(kib) => println!(

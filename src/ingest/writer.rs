@@ -93,7 +93,7 @@ impl Default for LayoutConfig {
     fn default() -> Self {
         LayoutConfig {
             codec: Codec::Zstd(3),
-            row_group_bytes: 32 << 20,
+            row_group_bytes: 8 << 20,
             row_group_rows: 128 * 1024,
             memory_budget: 256 << 20,
         }
@@ -513,7 +513,14 @@ fn write_parquet(
     let file = File::create(path).map_err(|e| IngestError::io(path, e))?;
     let props = properties(batch.schema().as_ref(), layout, metadata)?;
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    writer.write(batch)?;
+    // In slices: the writer checks the row-group byte limit between writes only.
+    const SLICE_ROWS: usize = 4096;
+    let mut offset = 0;
+    while offset < batch.num_rows() {
+        let len = SLICE_ROWS.min(batch.num_rows() - offset);
+        writer.write(&batch.slice(offset, len))?;
+        offset += len;
+    }
     writer.close()?;
     Ok(std::fs::metadata(path)
         .map_err(|e| IngestError::io(path, e))?
