@@ -377,7 +377,7 @@ fn compare_row_groups(tmp: &Path, mib: u64) {
         opts.layout.row_group_rows = rows;
         opts.layout.row_group_bytes = mb << 20;
         let report = convert(
-            &[input.clone()],
+            std::slice::from_ref(&input),
             &out,
             &opts,
             &mut NoProgress,
