@@ -451,3 +451,22 @@ fn corpus_scripts_replace_the_built_in_families() {
     }
     assert!(from_corpus > 1000, "{from_corpus}");
 }
+
+#[test]
+fn no_truth_leaves_out_labels_and_incidents() {
+    let tmp = util::temp_dir();
+    let ds = tmp.path().join("gen");
+    run(
+        &ds,
+        &GenOptions {
+            truth: false,
+            ..small(1500)
+        },
+    );
+    let rows = util::read_rows(&ds);
+    assert!(!rows.is_empty());
+    assert!(rows
+        .iter()
+        .all(|r| r.keys().all(|k| !k.starts_with("labels."))));
+    assert!(!ds.join("_quarry/truth").exists());
+}
