@@ -127,7 +127,8 @@ fn opcode_name(opcode: &str) -> Option<&'static str> {
 /// record header's timestamp, used only when `System/TimeCreated` is missing.
 pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc {
     let mut doc = Doc::new();
-    let system = event.get("System").cloned().unwrap_or_default();
+    let none = serde_json::Value::Null;
+    let system = event.get("System").unwrap_or(&none);
     let text = |k: &str| system.get(k).and_then(node_text).filter(|s| !s.is_empty());
     let provider = attr(&system, "Provider", "Name");
     let time = attr(&system, "TimeCreated", "SystemTime").or(record_time);
