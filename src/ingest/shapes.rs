@@ -130,21 +130,21 @@ pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc
     let none = serde_json::Value::Null;
     let system = event.get("System").unwrap_or(&none);
     let text = |k: &str| system.get(k).and_then(node_text).filter(|s| !s.is_empty());
-    let provider = attr(&system, "Provider", "Name");
-    let time = attr(&system, "TimeCreated", "SystemTime").or(record_time);
+    let provider = attr(system, "Provider", "Name");
+    let time = attr(system, "TimeCreated", "SystemTime").or(record_time);
     if let Some(t) = time {
         doc.set_str("@timestamp", t);
     }
     if let Some(p) = &provider {
         doc.set_str("winlog.provider_name", p.clone());
     }
-    if let Some(g) = attr(&system, "Provider", "Guid") {
+    if let Some(g) = attr(system, "Provider", "Guid") {
         doc.set_str("winlog.provider_guid", g);
     }
     if let Some(id) = text("EventID") {
         doc.set_str("winlog.event_id", id);
     }
-    if let Some(q) = attr(&system, "EventID", "Qualifiers") {
+    if let Some(q) = attr(system, "EventID", "Qualifiers") {
         doc.set_str("winlog.event_id_qualifiers", q);
     }
     if let Some(v) = text("Version").and_then(|v| v.parse::<i64>().ok()) {
@@ -169,17 +169,17 @@ pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc
     if let Some(r) = text("EventRecordID") {
         doc.set_str("winlog.record_id", r);
     }
-    if let Some(a) = attr(&system, "Correlation", "ActivityID") {
+    if let Some(a) = attr(system, "Correlation", "ActivityID") {
         doc.set_str("winlog.activity_id", a);
     }
-    if let Some(a) = attr(&system, "Correlation", "RelatedActivityID") {
+    if let Some(a) = attr(system, "Correlation", "RelatedActivityID") {
         doc.set_str("winlog.related_activity_id", a);
     }
     for (name, field) in [
         ("ProcessID", "winlog.process.pid"),
         ("ThreadID", "winlog.process.thread.id"),
     ] {
-        if let Some(v) = attr(&system, "Execution", name).and_then(|v| v.parse::<i64>().ok()) {
+        if let Some(v) = attr(system, "Execution", name).and_then(|v| v.parse::<i64>().ok()) {
             doc.set(field, Value::Int(v));
         }
     }
@@ -189,7 +189,7 @@ pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc
     if let Some(c) = text("Computer") {
         doc.set_str("winlog.computer_name", c);
     }
-    if let Some(sid) = attr(&system, "Security", "UserID") {
+    if let Some(sid) = attr(system, "Security", "UserID") {
         doc.set_str("winlog.user.identifier", sid);
     }
     if let Some(data) = event.get("EventData") {
