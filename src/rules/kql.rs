@@ -470,12 +470,17 @@ impl Parser {
     }
 
     fn or_query(&mut self) -> Option<Query> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        self.nested(|p| p.chain(Self::and_query, "or", Query::Or))
+    }
+
+    /// Runs `inner` one nesting level deeper, refusing depths over [`MAX_DEPTH`].
+    fn nested<T>(&mut self, inner: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        if self.depth >= MAX_DEPTH {
             self.fail_at(self.pos, "less nesting");
             return None;
         }
-        let result = self.chain(Self::and_query, "or", Query::Or);
+        self.depth += 1;
+        let result = inner(self);
         self.depth -= 1;
         result
     }
@@ -514,33 +519,49 @@ impl Parser {
     }
 
     fn not_query(&mut self) -> Option<Query> {
+        self.negatable(Self::sub_query, Query::Not)
+    }
+
+    /// `not item` (Kibana's `Not` needs whitespace after it) or just `item`.
+    fn negatable<T>(
+        &mut self,
+        item: fn(&mut Self) -> Option<T>,
+        not: fn(Box<T>) -> T,
+    ) -> Option<T> {
         if let Some(end) = self.not_keyword_at(self.pos) {
             let save = self.pos;
             self.pos = end;
-            if let Some(q) = self.sub_query() {
-                return Some(Query::Not(Box::new(q)));
+            if let Some(q) = item(self) {
+                return Some(not(Box::new(q)));
             }
             self.pos = save;
         } else {
             self.fail_at(self.pos, "not");
         }
-        self.sub_query()
+        item(self)
     }
 
     fn sub_query(&mut self) -> Option<Query> {
-        let save = self.pos;
-        if self.eat('(') {
-            self.skip_spaces();
-            if let Some(q) = self.or_query() {
-                self.skip_spaces();
-                if self.eat(')') {
-                    return Some(q);
-                }
-            }
-            self.pos = save;
-            return None;
+        if self.peek() == Some('(') {
+            return self.group(Self::or_query);
         }
+        self.fail_at(self.pos, "'('");
         self.nested_query()
+    }
+
+    /// `( inner )`, spaces allowed inside; the position is restored when it fails.
+    fn group<T>(&mut self, inner: fn(&mut Self) -> Option<T>) -> Option<T> {
+        let save = self.pos;
+        self.pos += 1;
+        self.skip_spaces();
+        if let Some(q) = inner(self) {
+            self.skip_spaces();
+            if self.eat(')') {
+                return Some(q);
+            }
+        }
+        self.pos = save;
+        None
     }
 
     fn nested_query(&mut self) -> Option<Query> {
@@ -577,7 +598,7 @@ impl Parser {
             return Some(q);
         }
         self.pos = save;
-        let value = self.value()?;
+        let value = self.literal()?;
         Some(if value.is_star() {
             // A lone `*` is Kibana's match-all free text.
             Query::MatchAll
@@ -627,30 +648,15 @@ impl Parser {
     }
 
     fn list_of_values(&mut self) -> Option<ValueTree> {
-        let save = self.pos;
-        if self.eat('(') {
-            self.skip_spaces();
-            if let Some(v) = self.or_values() {
-                self.skip_spaces();
-                if self.eat(')') {
-                    return Some(v);
-                }
-            }
-            self.pos = save;
-            return None;
+        if self.peek() == Some('(') {
+            return self.group(Self::or_values);
         }
-        self.value().map(ValueTree::Value)
+        self.fail_at(self.pos, "'('");
+        self.literal().map(ValueTree::Value)
     }
 
     fn or_values(&mut self) -> Option<ValueTree> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            self.fail_at(self.pos, "less nesting");
-            return None;
-        }
-        let r = self.chain(Self::and_values, "or", ValueTree::Or);
-        self.depth -= 1;
-        r
+        self.nested(|p| p.chain(Self::and_values, "or", ValueTree::Or))
     }
 
     fn and_values(&mut self) -> Option<ValueTree> {
@@ -658,22 +664,7 @@ impl Parser {
     }
 
     fn not_values(&mut self) -> Option<ValueTree> {
-        if let Some(end) = self.not_keyword_at(self.pos) {
-            let save = self.pos;
-            self.pos = end;
-            if let Some(v) = self.list_of_values() {
-                return Some(ValueTree::Not(Box::new(v)));
-            }
-            self.pos = save;
-        } else {
-            self.fail_at(self.pos, "not");
-        }
-        self.list_of_values()
-    }
-
-    /// `Value`: a quoted string or an unquoted literal (which may be a lone `*`).
-    fn value(&mut self) -> Option<Literal> {
-        self.literal()
+        self.negatable(Self::list_of_values, ValueTree::Not)
     }
 
     fn literal(&mut self) -> Option<Literal> {
