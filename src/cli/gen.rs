@@ -5,10 +5,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use crate::gen::{self, GenOptions};
-use crate::ingest::{ConvertOptions, ConvertProgress, MappingProfile};
+use crate::ingest::{ConvertOptions, MappingProfile};
 use crate::rules::pack::{self, LoadOptions};
 
 #[derive(clap::Args, Debug)]
@@ -60,22 +58,6 @@ pub struct GenArgs {
     /// No progress bar and no summary.
     #[arg(long, short)]
     quiet: bool,
-}
-
-struct GenBar(Option<ProgressBar>);
-
-impl ConvertProgress for GenBar {
-    fn start(&mut self, total_bytes: u64, _inputs: usize) {
-        if let Some(b) = &self.0 {
-            b.set_length(total_bytes);
-        }
-    }
-    fn advance(&mut self, bytes: u64, events: u64) {
-        if let Some(b) = &self.0 {
-            b.set_position(bytes);
-            b.set_message(format!("{events} events"));
-        }
-    }
 }
 
 pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
@@ -168,22 +150,10 @@ pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
             ..ConvertOptions::default()
         },
     };
-    let visible = !args.quiet && std::io::stderr().is_terminal();
-    let mut bar = GenBar(visible.then(|| {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    }));
+    let mut bar = super::Bar::new(!args.quiet && std::io::stderr().is_terminal());
     let started = Instant::now();
     let result = gen::generate(&args.out, &opts, &pack, &mut bar, cancel);
-    if let Some(b) = &bar.0 {
-        b.finish_and_clear();
-    }
+    bar.clear();
     match result {
         Ok(report) => {
             if !args.quiet {
