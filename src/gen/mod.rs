@@ -211,16 +211,13 @@ impl<'a> World<'a> {
             targets: Vec::new(),
             types: FieldTypes::new(analyzer),
         };
-        // How many units the run will take: measured on the first units of this very run
-        // (the families' sizes are heavy-tailed), so campaigns spread over all of it.
-        let (events_per_unit, bytes_per_unit) = world.calibrate();
-        let expected_units = match (opts.events, opts.size) {
-            (Some(n), _) => n as f64 / events_per_unit,
-            (None, Some(bytes)) => bytes as f64 / bytes_per_unit,
-            (None, None) => 1.0,
-        }
-        .max(1.0) as u64;
-        let expected_events = (expected_units as f64 * events_per_unit) as u64;
+        // How many events the run will have; for `--size`, measured on the first units of
+        // this very run (the families' sizes are heavy-tailed).
+        let expected_events = match (opts.events, opts.size) {
+            (Some(n), _) => n,
+            (None, Some(bytes)) => (bytes as f64 / world.bytes_per_event()) as u64,
+            (None, None) => 1,
+        };
         let n_campaigns = opts
             .campaigns
             .unwrap_or_else(|| (expected_events / 25_000).max(2));
@@ -289,8 +286,8 @@ impl<'a> World<'a> {
         world
     }
 
-    /// Mean events and NDJSON bytes per unit over the first units (all benign).
-    fn calibrate(&self) -> (f64, f64) {
+    /// Mean NDJSON bytes per event over the first units (all benign).
+    fn bytes_per_event(&self) -> f64 {
         const SAMPLE: u64 = 2_000;
         let (mut events, mut bytes) = (0u64, 0u64);
         for u in 0..SAMPLE {
@@ -299,7 +296,7 @@ impl<'a> World<'a> {
                 bytes += ndjson_line(&g.doc).len() as u64 + 1;
             }
         }
-        (events as f64 / SAMPLE as f64, bytes as f64 / SAMPLE as f64)
+        bytes as f64 / events.max(1) as f64
     }
 
     /// The (campaign, step) of malicious slot `slot` (campaigns' steps in order).
