@@ -272,8 +272,4 @@ impl Clock {
         let instant = rng.below(3) as i64;
         day + (9 + 3 * instant) * HOUR_US + rng.below(120_000_000) as i64
     }
-
-    pub fn end_us(&self) -> i64 {
-        self.start_us + i64::from(self.days) * DAY_US
-    }
 }

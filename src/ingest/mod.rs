@@ -642,10 +642,6 @@ impl EventSink<'_> {
         }
         Ok(())
     }
-
-    pub fn report(&self) -> &ConvertReport {
-        self.report
-    }
 }
 
 /// Writes the events that `produce` hands to its [`EventSink`] into the dataset at `out` as one

@@ -107,11 +107,6 @@ impl Literal {
         s
     }
 
-    /// The text of a literal without wildcards.
-    pub fn plain(&self) -> Option<String> {
-        (!self.has_wildcard()).then(|| self.display())
-    }
-
     fn push_char(&mut self, c: char) {
         match self.chunks.last_mut() {
             Some(Chunk::Text(t)) => t.push(c),
