@@ -366,11 +366,12 @@ fn compare_row_groups(tmp: &Path, mib: u64) {
     let events = generate_ndjson_days(&input, mib, 1);
     let columns = ["event.category", "powershell.file.script_block_text"];
     for (rows, mb) in [
-        (8_192, 32),
-        (32_768, 32),
-        (131_072, 32),
+        (8_192, 64),
         (131_072, 8),
-        (1_048_576, 128),
+        (131_072, 16),
+        (131_072, 32),
+        (131_072, 64),
+        (1_048_576, 256),
     ] {
         let out = tmp.join(format!("ds-rg-{rows}-{mb}"));
         let mut opts = ConvertOptions::default();

@@ -163,6 +163,38 @@ fn gzip_inputs_are_read_transparently_and_reconversion_adds_nothing() {
     assert_eq!(manifest.inputs().count(), 2);
 }
 
+#[test]
+fn equal_content_is_skipped_and_equal_size_alone_is_not() {
+    let tmp = util::temp_dir();
+    // Records 1 and 2 give lines of the same length: files of equal size, other content.
+    let a = tmp.path().join("a.ndjson");
+    let copy = tmp.path().join("copy-of-a.ndjson");
+    let b = tmp.path().join("b.ndjson");
+    write_lines(&a, &[event_line(1, "2024-01-01T00:00:01Z").into_bytes()]);
+    write_lines(&copy, &[event_line(1, "2024-01-01T00:00:01Z").into_bytes()]);
+    write_lines(&b, &[event_line(2, "2024-01-01T00:00:01Z").into_bytes()]);
+    let size = |p: &Path| std::fs::metadata(p).expect("size").len();
+    assert_eq!(size(&a), size(&b));
+    let out = tmp.path().join("ds");
+    let first = run(&[a.clone(), copy], &out).expect("first");
+    assert_eq!(first.events, 1);
+    assert!(first.inputs[1]
+        .skipped
+        .as_deref()
+        .is_some_and(|s| s.contains("same content as another input")));
+    let second = run(&[b, a], &out).expect("second");
+    assert_eq!(
+        second.events, 1,
+        "an input of a known size but new content converts"
+    );
+    assert!(second.inputs[0].skipped.is_none());
+    assert!(second.inputs[1]
+        .skipped
+        .as_deref()
+        .is_some_and(|s| s.contains("already converted")));
+    assert_eq!(util::read_rows(&out).len(), 2);
+}
+
 /// Cancels the run as soon as the second input starts.
 struct CancelOnSecondInput<'a> {
     seen: usize,

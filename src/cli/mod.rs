@@ -63,8 +63,8 @@ struct ConvertArgs {
     /// Parquet codec: zstd, zstd:LEVEL, lz4_raw, snappy, none.
     #[arg(long, default_value = "zstd:3")]
     codec: String,
-    /// Maximum encoded size of a row group, in MiB (8: more row groups to scan in parallel,
-    /// at no per-group cost; see `QUARRY_BENCH_ROWGROUPS=1 cargo bench --bench convert`).
+    /// Maximum size of a row group's values once decoded, in MiB (8: the fastest two-column
+    /// scan of 8 to 256 measured by `QUARRY_BENCH_ROWGROUPS=1 cargo bench --bench convert`).
     #[arg(long, default_value_t = 8)]
     row_group_mb: usize,
     /// Maximum rows of a row group.

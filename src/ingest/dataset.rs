@@ -191,6 +191,12 @@ impl Dataset {
         self.manifest.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1
     }
 
+    /// Whether an input of exactly `bytes` bytes went in before: only then can a file of
+    /// that size have a fingerprint the dataset holds.
+    pub fn has_input_of_size(&self, bytes: u64) -> bool {
+        self.manifest.inputs().any(|i| i.bytes == bytes)
+    }
+
     pub fn has_fingerprint(&self, fingerprint: &str) -> Option<&InputRecord> {
         self.manifest
             .inputs()

@@ -5,6 +5,7 @@
 //! document once its objects are flattened. Readers build one per event, the Windows
 //! pipeline ([`super::pipeline`]) rewrites it, and the dataset writer turns it into one row.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One field value. Absent fields are simply not in the document; JSON `null` is dropped.
@@ -23,11 +24,16 @@ impl Value {
     /// The value as a keyword string, the way Elasticsearch would index it into a keyword
     /// field (`4104` and `"4104"` are the same term). Lists have no single text.
     pub fn to_text(&self) -> Option<String> {
+        self.text().map(Cow::into_owned)
+    }
+
+    /// [`Value::to_text`] without copying a string value.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
         match self {
-            Value::Str(s) => Some(s.clone()),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Float(f) => Some(format_float(*f)),
-            Value::Bool(b) => Some(b.to_string()),
+            Value::Str(s) => Some(Cow::Borrowed(s)),
+            Value::Int(i) => Some(Cow::Owned(i.to_string())),
+            Value::Float(f) => Some(Cow::Owned(format_float(*f))),
+            Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
             Value::List(_) => None,
         }
     }

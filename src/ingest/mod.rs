@@ -22,6 +22,7 @@
 
 pub mod dataset;
 pub mod doc;
+pub mod json_tree;
 pub mod parallel;
 pub mod pipeline;
 pub mod reader;
@@ -384,39 +385,62 @@ fn convert_into(
     progress.start(files.iter().map(|f| f.bytes).sum(), files.len());
     let mut inputs = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
+    let mut sizes: HashSet<u64> = HashSet::new();
     let mut done_bytes = 0u64;
     for file in files {
         if cancel.load(Ordering::Relaxed) {
             return Err(IngestError::Cancelled);
         }
         progress.input(file);
-        let fingerprint = dataset::fingerprint(&file.path)?;
-        let earlier = ds.has_fingerprint(&fingerprint).map(|i| i.run);
-        if earlier.is_some() || !seen.insert(fingerprint.clone()) {
-            let why = match earlier {
-                Some(run) => format!("already converted (run {run}, same content)"),
-                None => "same content as another input of this run".to_string(),
-            };
-            report.inputs.push(InputReport {
-                path: file.path.clone(),
-                format: file.format.name(),
-                bytes: file.bytes,
-                events: 0,
-                bad_records: 0,
-                skipped: Some(why),
-            });
-            done_bytes += file.bytes;
-            continue;
+        // Equal content means equal size: a file of a size not seen before is new for sure,
+        // and its fingerprint is taken while it converts instead of before.
+        let maybe_seen = ds.has_input_of_size(file.bytes) || sizes.contains(&file.bytes);
+        let known = match maybe_seen {
+            true => Some(dataset::fingerprint(&file.path)?),
+            false => None,
+        };
+        if let Some(fingerprint) = &known {
+            let earlier = ds.has_fingerprint(fingerprint).map(|i| i.run);
+            if earlier.is_some() || seen.contains(fingerprint) {
+                let why = match earlier {
+                    Some(run) => format!("already converted (run {run}, same content)"),
+                    None => "same content as another input of this run".to_string(),
+                };
+                report.inputs.push(InputReport {
+                    path: file.path.clone(),
+                    format: file.format.name(),
+                    bytes: file.bytes,
+                    events: 0,
+                    bad_records: 0,
+                    skipped: Some(why),
+                });
+                done_bytes += file.bytes;
+                continue;
+            }
         }
-        let (events, bad) = convert_file(
-            file,
-            opts,
-            &mut writer,
-            report,
-            progress,
-            cancel,
-            done_bytes,
-        )?;
+        let (converted, fingerprint) = std::thread::scope(|scope| {
+            // The fingerprint, or the thread taking it.
+            let hashing = known.ok_or_else(|| scope.spawn(|| dataset::fingerprint(&file.path)));
+            let converted = convert_file(
+                file,
+                opts,
+                &mut writer,
+                report,
+                progress,
+                cancel,
+                done_bytes,
+            );
+            let fingerprint = hashing.or_else(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            (converted, fingerprint)
+        });
+        let (events, bad) = converted?;
+        let fingerprint = fingerprint?;
+        seen.insert(fingerprint.clone());
+        sizes.insert(file.bytes);
         done_bytes += file.bytes;
         report.bytes_in += file.bytes;
         report.inputs.push(InputReport {

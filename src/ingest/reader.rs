@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::doc::Doc;
+use super::json_tree::Json;
 use super::parallel;
 use super::shapes::{self, Shape};
 use super::IngestError;
@@ -571,8 +572,9 @@ fn read_evtx(
     // Records become prepared documents on the parser's worker threads, chunk by chunk.
     let prepare = Arc::clone(prepare);
     let records = parser.serialized_records(move |record| {
-        let r = record.and_then(|r| r.into_json_value())?;
-        Ok((r.event_record_id, evtx_doc(r, &prepare)))
+        let r = record.and_then(|r| r.into_json_bytes())?;
+        let json = Json::parse(&r.data).map_err(evtx::err::SerializationError::from)?;
+        Ok((r.event_record_id, evtx_doc(&r, &json, &prepare)))
     });
     for (n, record) in (1u64..).zip(records) {
         match record {
@@ -596,16 +598,15 @@ fn read_evtx(
     Ok(())
 }
 
-/// One parsed EVTX record as a prepared document in Winlogbeat shape.
-fn evtx_doc(mut r: evtx::SerializedEvtxRecord<serde_json::Value>, prepare: &Prepare) -> Doc {
+/// One parsed EVTX record (`json`, its rendering `r`) as a prepared document in Winlogbeat
+/// shape.
+fn evtx_doc(r: &evtx::SerializedEvtxRecord<Vec<u8>>, json: &Json, prepare: &Prepare) -> Doc {
     let header_zero = r.timestamp.as_second() == ZERO_FILETIME_UNIX_SECONDS;
     let header_time = (!header_zero).then(|| r.timestamp.to_string());
-    let event = r
-        .data
-        .get_mut("Event")
-        .map(serde_json::Value::take)
-        .unwrap_or_default();
-    let mut doc = shapes::from_evtx_json(&event, header_time);
+    let mut doc = match json.get("Event") {
+        Some(event) => shapes::from_evtx_json(event, header_time),
+        None => shapes::from_evtx_json(&Json::Null, header_time),
+    };
     if header_zero {
         doc.set_str("quarry.flags", "record_header_zero_filetime");
     }

@@ -7,6 +7,7 @@
 //! an ECS document and kept as it is.
 
 use super::doc::{Doc, Value};
+use super::json_tree::Json;
 
 /// Which family a document came in; counted in the conversion summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,26 +63,91 @@ pub fn to_winlog_shape(value: serde_json::Value) -> (Shape, Doc) {
     (Shape::Ecs, Doc::from_json(serde_json::Value::Object(map)))
 }
 
-/// The text of an EVTX JSON node: a scalar, or the `#text` of an element with attributes.
+/// The text of an OTRF/Winlogbeat JSON node: a scalar, or the `#text` of an element with
+/// attributes.
 fn node_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        serde_json::Value::Object(o) => o.get("#text").and_then(node_text),
-        serde_json::Value::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(node_text).collect();
-            (!parts.is_empty()).then(|| parts.join(""))
+    EvtxNode::text(v)
+}
+
+/// A node of an EVTX record rendered as JSON: read both from the `evtx` crate's output
+/// ([`Json`], borrowed) and from `evtx_dump` lines in NDJSON input (`serde_json::Value`).
+pub trait EvtxNode: Sized {
+    fn child(&self, key: &str) -> Option<&Self>;
+    /// A scalar's text, the `#text` of an element with attributes, or the joined texts of
+    /// an array.
+    fn text(&self) -> Option<String>;
+    /// An object's entries in document order; nothing for any other node.
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
+    fn items(&self) -> Option<&[Self]>;
+    fn to_value(&self) -> serde_json::Value;
+}
+
+impl EvtxNode for serde_json::Value {
+    fn child(&self, key: &str) -> Option<&Self> {
+        self.get(key)
+    }
+    fn text(&self) -> Option<String> {
+        match self {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            serde_json::Value::Object(o) => o.get("#text").and_then(EvtxNode::text),
+            serde_json::Value::Array(items) => join_texts(items),
+            serde_json::Value::Null => None,
         }
-        serde_json::Value::Null => None,
+    }
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
+        self.as_object()
+            .into_iter()
+            .flat_map(|o| o.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+    fn items(&self) -> Option<&[Self]> {
+        self.as_array().map(Vec::as_slice)
+    }
+    fn to_value(&self) -> serde_json::Value {
+        self.clone()
     }
 }
 
-fn attr(v: &serde_json::Value, element: &str, name: &str) -> Option<String> {
-    v.get(element)?
-        .get("#attributes")?
-        .get(name)
-        .and_then(node_text)
+impl EvtxNode for Json<'_> {
+    fn child(&self, key: &str) -> Option<&Self> {
+        self.get(key)
+    }
+    fn text(&self) -> Option<String> {
+        match self {
+            Json::Str(s) => Some(s.to_string()),
+            Json::Number(n) => Some(n.to_string()),
+            Json::Bool(b) => Some(b.to_string()),
+            Json::Object(_) => self.get("#text").and_then(EvtxNode::text),
+            Json::Array(items) => join_texts(items),
+            Json::Null => None,
+        }
+    }
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
+        let entries = match self {
+            Json::Object(entries) => entries.as_slice(),
+            _ => &[],
+        };
+        entries.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+    fn items(&self) -> Option<&[Self]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn to_value(&self) -> serde_json::Value {
+        Json::to_value(self)
+    }
+}
+
+fn join_texts<N: EvtxNode>(items: &[N]) -> Option<String> {
+    let parts: Vec<String> = items.iter().filter_map(EvtxNode::text).collect();
+    (!parts.is_empty()).then(|| parts.join(""))
+}
+
+fn attr<N: EvtxNode>(v: &N, element: &str, name: &str) -> Option<String> {
+    v.child(element)?.child("#attributes")?.child(name)?.text()
 }
 
 /// Names Winlogbeat renders for the levels of the Windows event schema.
@@ -125,26 +191,31 @@ fn opcode_name(opcode: &str) -> Option<&'static str> {
 
 /// An EVTX record (the `Event` element as JSON) in Winlogbeat shape. `record_time` is the
 /// record header's timestamp, used only when `System/TimeCreated` is missing.
-pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc {
+pub fn from_evtx_json<N: EvtxNode>(event: &N, record_time: RecordTime) -> Doc {
     let mut doc = Doc::new();
-    let none = serde_json::Value::Null;
-    let system = event.get("System").unwrap_or(&none);
-    let text = |k: &str| system.get(k).and_then(node_text).filter(|s| !s.is_empty());
-    let provider = attr(system, "Provider", "Name");
-    let time = attr(system, "TimeCreated", "SystemTime").or(record_time);
+    let system = event.child("System");
+    let text = |k: &str| {
+        system
+            .and_then(|s| s.child(k))
+            .and_then(EvtxNode::text)
+            .filter(|s| !s.is_empty())
+    };
+    let attr = |element: &str, name: &str| system.and_then(|s| attr(s, element, name));
+    let provider = attr("Provider", "Name");
+    let time = attr("TimeCreated", "SystemTime").or(record_time);
     if let Some(t) = time {
         doc.set_str("@timestamp", t);
     }
     if let Some(p) = &provider {
         doc.set_str("winlog.provider_name", p.clone());
     }
-    if let Some(g) = attr(system, "Provider", "Guid") {
+    if let Some(g) = attr("Provider", "Guid") {
         doc.set_str("winlog.provider_guid", g);
     }
     if let Some(id) = text("EventID") {
         doc.set_str("winlog.event_id", id);
     }
-    if let Some(q) = attr(system, "EventID", "Qualifiers") {
+    if let Some(q) = attr("EventID", "Qualifiers") {
         doc.set_str("winlog.event_id_qualifiers", q);
     }
     if let Some(v) = text("Version").and_then(|v| v.parse::<i64>().ok()) {
@@ -169,17 +240,17 @@ pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc
     if let Some(r) = text("EventRecordID") {
         doc.set_str("winlog.record_id", r);
     }
-    if let Some(a) = attr(system, "Correlation", "ActivityID") {
+    if let Some(a) = attr("Correlation", "ActivityID") {
         doc.set_str("winlog.activity_id", a);
     }
-    if let Some(a) = attr(system, "Correlation", "RelatedActivityID") {
+    if let Some(a) = attr("Correlation", "RelatedActivityID") {
         doc.set_str("winlog.related_activity_id", a);
     }
     for (name, field) in [
         ("ProcessID", "winlog.process.pid"),
         ("ThreadID", "winlog.process.thread.id"),
     ] {
-        if let Some(v) = attr(system, "Execution", name).and_then(|v| v.parse::<i64>().ok()) {
+        if let Some(v) = attr("Execution", name).and_then(|v| v.parse::<i64>().ok()) {
             doc.set(field, Value::Int(v));
         }
     }
@@ -189,13 +260,14 @@ pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc
     if let Some(c) = text("Computer") {
         doc.set_str("winlog.computer_name", c);
     }
-    if let Some(sid) = attr(system, "Security", "UserID") {
+    if let Some(sid) = attr("Security", "UserID") {
         doc.set_str("winlog.user.identifier", sid);
     }
-    if let Some(data) = event.get("EventData") {
+    if let Some(data) = event.child("EventData") {
         event_data(&mut doc, data);
     }
-    if let Some(user_data) = event.get("UserData") {
+    if let Some(user_data) = event.child("UserData") {
+        let user_data = user_data.to_value();
         let mut flat = Doc::from_json(serde_json::json!({ "winlog": { "user_data": user_data } }));
         for key in flat.keys_under("winlog.user_data.") {
             if key.contains("#attributes") {
@@ -211,34 +283,33 @@ pub fn from_evtx_json(event: &serde_json::Value, record_time: RecordTime) -> Doc
 
 /// `EventData`: named items become `winlog.event_data.<Name>`; unnamed `<Data>` items become
 /// `param1`, `param2`, ... as Winlogbeat names them.
-fn event_data(doc: &mut Doc, data: &serde_json::Value) {
-    let serde_json::Value::Object(items) = data else {
-        return;
-    };
-    for (name, value) in items {
+fn event_data<N: EvtxNode>(doc: &mut Doc, data: &N) {
+    for (name, value) in data.entries() {
         if name == "#attributes" {
             continue;
         }
         if name == "Data" {
-            let unnamed: Vec<String> = match value.get("#text").unwrap_or(value) {
-                serde_json::Value::Array(parts) => parts
-                    .iter()
-                    .map(|p| node_text(p).unwrap_or_default())
-                    .collect(),
-                other => node_text(other).into_iter().collect(),
+            let node = value.child("#text").unwrap_or(value);
+            let unnamed: Vec<String> = match node.items() {
+                Some(parts) => parts.iter().map(|p| p.text().unwrap_or_default()).collect(),
+                None => node.text().into_iter().collect(),
             };
             for (i, v) in unnamed.into_iter().enumerate() {
                 doc.set_str(format!("winlog.event_data.param{}", i + 1), v);
             }
             continue;
         }
-        match value {
-            serde_json::Value::Array(parts) => {
-                let list = parts.iter().filter_map(node_text).map(Value::Str).collect();
+        match value.items() {
+            Some(parts) => {
+                let list = parts
+                    .iter()
+                    .filter_map(EvtxNode::text)
+                    .map(Value::Str)
+                    .collect();
                 doc.set(format!("winlog.event_data.{name}"), Value::List(list));
             }
-            other => {
-                if let Some(v) = node_text(other) {
+            None => {
+                if let Some(v) = value.text() {
                     doc.set_str(format!("winlog.event_data.{name}"), v);
                 }
             }

@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMicrosecondArray, UInt32Array,
+    Array, ArrayRef, Float64Builder, Int64Builder, ListArray, ListBuilder, StringArray,
+    StringBuilder, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -81,7 +82,7 @@ impl Codec {
 #[derive(Debug, Clone)]
 pub struct LayoutConfig {
     pub codec: Codec,
-    /// Upper bound of a row group's encoded size.
+    /// Upper bound of a row group's values in memory (see [`row_group_ranges`]).
     pub row_group_bytes: usize,
     /// Upper bound of a row group's row count.
     pub row_group_rows: usize,
@@ -230,7 +231,7 @@ impl ColumnBuf {
                     return false;
                 }
             },
-            (ColumnData::Str(b), v) => match v.to_text() {
+            (ColumnData::Str(b), v) => match v.text() {
                 Some(t) => b.append_value(t),
                 None => {
                     b.append_null();
@@ -239,14 +240,14 @@ impl ColumnBuf {
             },
             (ColumnData::List(b), Value::List(items)) => {
                 for item in items {
-                    if let Some(t) = item.to_text() {
+                    if let Some(t) = item.text() {
                         b.values().append_value(t);
                     }
                 }
                 b.append(true);
             }
             (ColumnData::List(b), v) => {
-                if let Some(t) = v.to_text() {
+                if let Some(t) = v.text() {
                     b.values().append_value(t);
                 }
                 b.append(true);
@@ -307,19 +308,31 @@ impl PartitionBuffer {
     /// The buffered rows as one batch sorted by `@timestamp` (stable: input order breaks ties).
     fn into_sorted_batch(self) -> Result<RecordBatch, IngestError> {
         let rows = self.timestamps.len();
-        let mut order: Vec<u32> = (0..rows as u32).collect();
-        order.sort_by_key(|&i| self.timestamps[i as usize]);
-        let indices = UInt32Array::from(order);
+        // Logs mostly arrive in time order: then no row needs to move.
+        let order = match self.timestamps.is_sorted() {
+            true => None,
+            false => {
+                let mut order: Vec<u32> = (0..rows as u32).collect();
+                order.sort_by_key(|&i| self.timestamps[i as usize]);
+                Some(UInt32Array::from(order))
+            }
+        };
+        let in_order = |array: ArrayRef| -> Result<ArrayRef, IngestError> {
+            Ok(match &order {
+                Some(indices) => arrow::compute::take(&array, indices, None)?,
+                None => array,
+            })
+        };
         let ts: ArrayRef =
             Arc::new(TimestampMicrosecondArray::from(self.timestamps).with_timezone("UTC"));
         let mut fields = vec![Field::new(TIMESTAMP, ts.data_type().clone(), false)];
-        let mut arrays = vec![arrow::compute::take(&ts, &indices, None)?];
+        let mut arrays = vec![in_order(ts)?];
         let mut columns: Vec<(String, ColumnBuf)> = self.columns.into_iter().collect();
         columns.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, column) in columns {
             let array = column.finish(rows);
             fields.push(Field::new(name, array.data_type().clone(), true));
-            arrays.push(arrow::compute::take(&array, &indices, None)?);
+            arrays.push(in_order(array)?);
         }
         Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
     }
@@ -340,7 +353,7 @@ pub struct PartitionWriter {
 
 /// The background thread that writes parts, and the way to hand it work.
 struct Encoder {
-    jobs: std::sync::mpsc::SyncSender<(String, PartitionBuffer)>,
+    jobs: std::sync::mpsc::SyncSender<Vec<(String, PartitionBuffer)>>,
     thread: std::thread::JoinHandle<Result<Vec<StagedPart>, IngestError>>,
 }
 
@@ -355,14 +368,21 @@ impl PartitionWriter {
             .into_iter()
             .map(|(k, v)| KeyValue::new(k, v))
             .collect();
-        // A rendezvous channel: handing over a buffer waits until the previous one is written.
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<(String, PartitionBuffer)>(0);
+        // A rendezvous channel: handing over buffers waits until the previous ones are written.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Vec<(String, PartitionBuffer)>>(0);
         let part_layout = layout.clone();
         let thread = std::thread::spawn(move || {
+            use rayon::prelude::*;
             let mut staged = Vec::new();
-            for (rel, buffer) in queue {
-                let path = staged_path(&staging, &rel);
-                staged.push(write_part(&path, rel, buffer, &part_layout, &metadata)?);
+            for parts in queue {
+                let written: Vec<StagedPart> = parts
+                    .into_par_iter()
+                    .map(|(rel, buffer)| {
+                        let path = staged_path(&staging, &rel);
+                        write_part(&path, rel, buffer, &part_layout, &metadata)
+                    })
+                    .collect::<Result<_, IngestError>>()?;
+                staged.extend(written);
             }
             Ok(staged)
         });
@@ -389,7 +409,7 @@ impl PartitionWriter {
                 .max_by_key(|(_, b)| b.bytes)
                 .map(|(k, _)| *k);
             if let Some(k) = largest {
-                self.flush_partition(k)?;
+                self.flush_partitions(&[k])?;
             }
         }
         Ok(())
@@ -399,20 +419,28 @@ impl PartitionWriter {
         self.next_part
     }
 
-    fn flush_partition(&mut self, key: PartitionKey) -> Result<(), IngestError> {
-        let Some(buffer) = self.buffers.remove(&key) else {
-            return Ok(());
-        };
-        self.buffered = self
-            .buffered
-            .saturating_sub(buffer.bytes + 8 * buffer.timestamps.len());
-        if buffer.timestamps.is_empty() {
+    /// Hands the buffers of `keys` to the encoder, which writes them as parts in parallel.
+    fn flush_partitions(&mut self, keys: &[PartitionKey]) -> Result<(), IngestError> {
+        let mut parts = Vec::new();
+        for key in keys {
+            let Some(buffer) = self.buffers.remove(key) else {
+                continue;
+            };
+            self.buffered = self
+                .buffered
+                .saturating_sub(buffer.bytes + 8 * buffer.timestamps.len());
+            if buffer.timestamps.is_empty() {
+                continue;
+            }
+            let rel = format!("{}/part-{:05}.parquet", key.dir_name(), self.next_part);
+            self.next_part += 1;
+            parts.push((rel, buffer));
+        }
+        if parts.is_empty() {
             return Ok(());
         }
-        let rel = format!("{}/part-{:05}.parquet", key.dir_name(), self.next_part);
-        self.next_part += 1;
         let handed_over = match &self.encoder {
-            Some(encoder) => encoder.jobs.send((rel, buffer)).is_ok(),
+            Some(encoder) => encoder.jobs.send(parts).is_ok(),
             None => false,
         };
         if !handed_over {
@@ -436,10 +464,9 @@ impl PartitionWriter {
 
     /// Writes every remaining buffer and returns the staged parts, in partition order.
     pub fn finish(mut self) -> Result<(Vec<StagedPart>, CoercionReport), IngestError> {
+        // All at once: the sorted copies together take at most what the buffers take.
         let keys: Vec<PartitionKey> = self.buffers.keys().copied().collect();
-        for key in keys {
-            self.flush_partition(key)?;
-        }
+        self.flush_partitions(&keys)?;
         let mut staged = self.stop_encoder()?;
         staged.sort_by(|a, b| a.path.cmp(&b.path));
         Ok((staged, std::mem::take(&mut self.coercions)))
@@ -501,30 +528,114 @@ fn properties(
     Ok(props.build())
 }
 
+/// Writes `batch` as one Parquet file. Row groups are cut by [`row_group_ranges`]; every
+/// column chunk of every row group is encoded and compressed as its own task on rayon's
+/// pool, then the chunks are appended in order (encoding is most of a part's cost, and a
+/// run's last part is written while nothing else is left to do).
 fn write_parquet(
     path: &Path,
     batch: &RecordBatch,
     layout: &LayoutConfig,
     metadata: &[KeyValue],
 ) -> Result<u64, IngestError> {
+    use rayon::prelude::*;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| IngestError::io(dir, e))?;
     }
     let file = File::create(path).map_err(|e| IngestError::io(path, e))?;
-    let props = properties(batch.schema().as_ref(), layout, metadata)?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    // In slices: the writer checks the row-group byte limit between writes only.
-    const SLICE_ROWS: usize = 4096;
-    let mut offset = 0;
-    while offset < batch.num_rows() {
-        let len = SLICE_ROWS.min(batch.num_rows() - offset);
-        writer.write(&batch.slice(offset, len))?;
-        offset += len;
+    let schema = batch.schema();
+    let props = properties(schema.as_ref(), layout, metadata)?;
+    // The Arrow writer adds the Arrow schema to the file metadata; its lower half encodes.
+    let (mut file_writer, factory) =
+        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))?.into_serialized_writer()?;
+    let groups = row_group_ranges(batch, layout.row_group_rows, layout.row_group_bytes);
+    let mut tasks = Vec::new();
+    for (index, rows) in groups.iter().enumerate() {
+        let slice = batch.slice(rows.start, rows.len());
+        let mut writers = factory.create_column_writers(index)?.into_iter();
+        for (field, column) in schema.fields().iter().zip(slice.columns()) {
+            for leaf in compute_leaves(field, column)? {
+                let writer = writers.next().ok_or_else(|| {
+                    IngestError::Config(format!("no Parquet column writer for {}", field.name()))
+                })?;
+                tasks.push((index, writer, leaf));
+            }
+        }
     }
-    writer.close()?;
+    let chunks: Vec<(usize, ArrowColumnChunk)> = tasks
+        .into_par_iter()
+        .map(|(index, mut writer, leaf)| {
+            writer.write(&leaf)?;
+            Ok((index, writer.close()?))
+        })
+        .collect::<Result<_, parquet::errors::ParquetError>>()?;
+    let mut chunks = chunks.into_iter().peekable();
+    for index in 0..groups.len() {
+        let mut row_group = file_writer.next_row_group()?;
+        while let Some((_, chunk)) = chunks.next_if(|(i, _)| *i == index) {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+    }
+    file_writer.close()?;
     Ok(std::fs::metadata(path)
         .map_err(|e| IngestError::io(path, e))?
         .len())
+}
+
+/// Consecutive row ranges of `batch`, each of at most `max_rows` rows and at most `max_bytes`
+/// of Arrow values (string bytes plus 4 per string, 8 per number; a single larger row still
+/// makes a group of its own). Values, not encoded bytes, because that is what a row group
+/// takes in memory once a hunt decodes it.
+fn row_group_ranges(
+    batch: &RecordBatch,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let rows = batch.num_rows();
+    let mut row_bytes = vec![0u64; rows];
+    for column in batch.columns() {
+        add_value_bytes(column.as_ref(), &mut row_bytes);
+    }
+    let (max_rows, max_bytes) = (max_rows.max(1), max_bytes.max(1) as u64);
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (row, b) in row_bytes.iter().enumerate() {
+        if row > start && (row - start == max_rows || bytes + b > max_bytes) {
+            ranges.push(start..row);
+            (start, bytes) = (row, 0);
+        }
+        bytes += b;
+    }
+    if start < rows {
+        ranges.push(start..rows);
+    }
+    ranges
+}
+
+fn add_value_bytes(array: &dyn Array, row_bytes: &mut [u64]) {
+    let string_bytes = |strings: &StringArray, from: usize, to: usize| {
+        let offsets = strings.value_offsets();
+        (offsets[to] - offsets[from]) as u64 + 4 * (to - from) as u64
+    };
+    if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
+        for (row, b) in row_bytes.iter_mut().enumerate() {
+            *b += string_bytes(strings, row, row + 1);
+        }
+    } else if let Some(lists) = array.as_any().downcast_ref::<ListArray>() {
+        let offsets = lists.value_offsets();
+        match lists.values().as_any().downcast_ref::<StringArray>() {
+            Some(strings) => {
+                for (row, b) in row_bytes.iter_mut().enumerate() {
+                    let (from, to) = (offsets[row] as usize, offsets[row + 1] as usize);
+                    *b += 4 + string_bytes(strings, from, to);
+                }
+            }
+            None => row_bytes.iter_mut().for_each(|b| *b += 8),
+        }
+    } else {
+        row_bytes.iter_mut().for_each(|b| *b += 8);
+    }
 }
 
 /// Where a part waits before the commit: under the run's staging directory, with a suffix
@@ -559,6 +670,34 @@ mod tests {
             PartitionKey::for_micros(0, false).dir_name(),
             "date=__HIVE_DEFAULT_PARTITION__"
         );
+    }
+
+    #[test]
+    fn row_groups_are_cut_by_rows_and_by_value_bytes() {
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            "aaaaaa",
+            "bb",
+            "",
+            "c",
+            "dddddddddddd",
+        ]));
+        let lists: ArrayRef = Arc::new(ListArray::from_iter_primitive::<
+            arrow::datatypes::Int32Type,
+            _,
+            _,
+        >(vec![Some(vec![Some(1)]); 5]));
+        let batch = RecordBatch::try_from_iter([("t", text)]).expect("batch");
+        // Row bytes (string + 4): 10, 6, 4, 5, 16.
+        assert_eq!(row_group_ranges(&batch, 2, 1 << 20), vec![0..2, 2..4, 4..5]);
+        assert_eq!(row_group_ranges(&batch, 100, 16), vec![0..2, 2..4, 4..5]);
+        assert_eq!(row_group_ranges(&batch, 100, 20), vec![0..3, 3..4, 4..5]);
+        // A row above the cap is a group of its own, never an empty group.
+        assert_eq!(
+            row_group_ranges(&batch, 100, 1),
+            (0..5).map(|i| i..i + 1).collect::<Vec<_>>()
+        );
+        let numbers = RecordBatch::try_from_iter([("l", lists)]).expect("batch");
+        assert_eq!(row_group_ranges(&numbers, 100, 24), vec![0..3, 3..5]);
     }
 
     #[test]
