@@ -11,5 +11,9 @@
 
 pub mod cli;
 pub mod gen;
+pub mod hunt;
 pub mod ingest;
+pub mod plan;
 pub mod rules;
+pub mod scan;
+pub mod sink;

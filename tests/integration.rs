@@ -16,3 +16,5 @@ mod convert_real_data;
 mod ecs_pipeline;
 // Bad input: broken lines and records, missing paths, interrupted runs, re-conversion.
 mod bad_input;
+// The hunt against the reference evaluator, time ranges, output, bad parts.
+mod hunt;

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod gen;
+mod hunt;
 mod rules;
 
 use crate::ingest::writer::{Codec, LayoutConfig};
@@ -37,6 +38,8 @@ enum Command {
     Convert(ConvertArgs),
     /// Generate realistic Windows PowerShell telemetry with ground truth into a dataset.
     Gen(gen::GenArgs),
+    /// Run every selected version of every rule over datasets and write the hit table.
+    Hunt(hunt::HuntArgs),
     /// Load, inspect and compare rule packs (every version of every rule).
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -99,6 +102,7 @@ pub fn main() -> i32 {
         Command::Convert(args) => run_convert(args, &cancel),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Gen(args) => gen::run(args, &cancel),
+        Command::Hunt(args) => hunt::run(args, &cancel),
     }
 }
 
@@ -157,7 +161,7 @@ fn run_convert(args: ConvertArgs, cancel: &AtomicBool) -> i32 {
 }
 
 /// The progress bar on a terminal; nothing otherwise.
-struct Bar {
+pub(super) struct Bar {
     bar: Option<ProgressBar>,
 }
 

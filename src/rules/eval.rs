@@ -203,7 +203,7 @@ pub fn text_matches(analyzer: Analyzer, values: &[String], value: &Literal) -> b
 }
 
 /// The same, given the tokens of each value of the field.
-fn tokens_match(values: &[Vec<String>], analyzer: Analyzer, value: &Literal) -> bool {
+pub fn tokens_match(values: &[Vec<String>], analyzer: Analyzer, value: &Literal) -> bool {
     if value.has_wildcard() {
         let pattern = literal_tokens(value, true);
         return values.iter().any(|tokens| {

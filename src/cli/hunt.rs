@@ -1,0 +1,189 @@
+//! `quarry hunt`: arguments, the progress bar and the closing summary of a hunt.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use super::rules::DEFAULT_PACK;
+use super::Bar;
+use crate::hunt::{self, HuntError, HuntOptions, HuntProgress, VersionSelect};
+use crate::ingest::format_micros;
+use crate::scan::TimeRange;
+use crate::sink::{self, Format};
+
+/// The dataset `hunt` reads when none is given.
+pub const DEFAULT_DATASET: &str = "datasets/sample";
+
+#[derive(clap::Args, Debug)]
+pub struct HuntArgs {
+    /// Rule packs: quarry pack TOML, detection-rules TOML, Kibana/Fleet JSON or NDJSON
+    /// exports, files or directories.
+    #[arg(long = "rules", num_args = 1.., default_value = DEFAULT_PACK)]
+    packs: Vec<PathBuf>,
+    /// detection-rules' version.lock.json, giving TOML rules their version.
+    #[arg(long)]
+    version_lock: Option<PathBuf>,
+    /// Datasets written by `quarry convert` or `quarry gen`.
+    #[arg(long = "data", num_args = 1.., default_value = DEFAULT_DATASET)]
+    datasets: Vec<PathBuf>,
+    /// Only events at or after this time (RFC 3339, or a date meaning its midnight UTC).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only events before this time (RFC 3339, or a date meaning its midnight UTC).
+    #[arg(long)]
+    to: Option<String>,
+    /// Only these rules: an id or a unique prefix of one, optionally `@VERSION`.
+    #[arg(long = "rule", num_args = 1..)]
+    rules: Vec<String>,
+    /// Versions of each rule: latest, all, or a list such as 3,8,320.
+    #[arg(long, default_value = "all")]
+    versions: String,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// The hit table to write.
+    #[arg(long, default_value = "hits.parquet")]
+    out: PathBuf,
+    /// parquet, jsonl or csv (default: from the --out extension, else parquet).
+    #[arg(long)]
+    format: Option<String>,
+    /// Stop at the first file or row group that cannot be read.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Print no progress bar and no summary (warnings and errors are still printed).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl HuntProgress for Bar {
+    fn start(&self, bytes: u64, _units: usize) {
+        if let Some(b) = &self.bar {
+            b.set_length(bytes);
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+}
+
+/// `2024-03-01` or RFC 3339 as microseconds since the epoch.
+fn parse_time(flag: &str, text: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_micros());
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+        .ok_or_else(|| format!("--{flag} {text:?}: expected a date (2024-03-01) or RFC 3339 time"))
+}
+
+pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
+    let usage = |m: String| {
+        eprintln!("quarry: {m}");
+        2
+    };
+    let versions = match VersionSelect::parse(&args.versions) {
+        Ok(v) => v,
+        Err(e) => return usage(format!("--versions: {e}")),
+    };
+    let format = match &args.format {
+        Some(f) => match Format::parse(f) {
+            Some(f) => f,
+            None => return usage(format!("unknown --format {f:?} (parquet, jsonl or csv)")),
+        },
+        None => args
+            .out
+            .extension()
+            .and_then(|e| Format::parse(&e.to_string_lossy()))
+            .unwrap_or(Format::Parquet),
+    };
+    let mut range = TimeRange::default();
+    for (flag, text, slot) in [
+        ("from", &args.from, &mut range.from_us),
+        ("to", &args.to, &mut range.to_us),
+    ] {
+        if let Some(t) = text {
+            match parse_time(flag, t) {
+                Ok(us) => *slot = Some(us),
+                Err(e) => return usage(e),
+            }
+        }
+    }
+    let opts = HuntOptions {
+        packs: args.packs.clone(),
+        version_lock: args.version_lock.clone(),
+        datasets: args.datasets.clone(),
+        rules: args.rules.clone(),
+        versions,
+        range,
+        threads: args.threads,
+        fail_fast: args.fail_fast,
+    };
+    let started = Instant::now();
+    let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
+    let result = hunt::hunt(&opts, &bar, cancel);
+    bar.clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("quarry: {e}");
+            return match e {
+                HuntError::Input(_) => 2,
+                HuntError::Failed(_) => 3,
+                HuntError::Cancelled => 130,
+            };
+        }
+    };
+    if let Err(e) = sink::write(&report.hits, &args.out, format) {
+        eprintln!("quarry: cannot write the hit table: {e}");
+        return 3;
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for f in &report.failures {
+        eprintln!("error: {f}");
+    }
+    if !args.quiet {
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{} versions over {} row groups ({} pruned), {} rows, {:.1} MiB in {secs:.2}s: {} hits -> {}",
+            report.versions,
+            report.units,
+            report.units_pruned,
+            report.rows,
+            report.bytes as f64 / 1048576.0,
+            report.hits.len(),
+            args.out.display()
+        );
+        if !report.summary.is_empty() {
+            println!(
+                "{:<38} {:>7} {:>8} {:>6} {:>6}  {:<27} {:<27}  name",
+                "rule", "version", "hits", "hosts", "users", "first seen", "last seen"
+            );
+            for s in &report.summary {
+                let time = |t: Option<i64>| t.map(format_micros).unwrap_or_default();
+                println!(
+                    "{:<38} {:>7} {:>8} {:>6} {:>6}  {:<27} {:<27}  {}",
+                    s.rule_id,
+                    s.rule_version,
+                    s.hits,
+                    s.hosts,
+                    s.users,
+                    time(s.first_us),
+                    time(s.last_us),
+                    s.rule_name
+                );
+            }
+        }
+    }
+    if report.failures.is_empty() {
+        0
+    } else {
+        1
+    }
+}

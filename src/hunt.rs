@@ -1,0 +1,404 @@
+//! The hunt: selected rule versions over datasets, in one parallel pass, into a hit table.
+//!
+//! [`hunt`] loads the rule packs and picks the versions, opens each dataset (its manifest
+//! gives the mapping, and so the analyzer, and the indices it stands for), compiles one
+//! [`Plan`] per dataset, prunes parts and row groups that lie outside `--from`/`--to`, and
+//! scans every remaining (file, row group) unit on a rayon pool. A unit that fails to decode
+//! is reported with its file and row group and the hunt goes on (unless `fail_fast`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::ingest::dataset;
+use crate::plan::text::Scratch;
+use crate::plan::{Columns, Compiled, Plan};
+use crate::rules::analyzer::Analyzer;
+use crate::rules::fields::FieldTypes;
+use crate::rules::pack::{self, LoadOptions, LoadedVersion, Status};
+use crate::scan::{Part, RowHit, Scanner, TimeRange};
+use crate::sink::{self, Hit, VersionSummary};
+
+/// Which versions of each selected rule run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VersionSelect {
+    Latest,
+    All,
+    List(BTreeSet<u32>),
+}
+
+impl VersionSelect {
+    pub fn parse(s: &str) -> Result<VersionSelect, String> {
+        match s {
+            "latest" => Ok(VersionSelect::Latest),
+            "all" => Ok(VersionSelect::All),
+            list => list
+                .split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("`{v}` is not a version number"))
+                })
+                .collect::<Result<_, _>>()
+                .map(VersionSelect::List),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HuntOptions {
+    pub packs: Vec<PathBuf>,
+    pub version_lock: Option<PathBuf>,
+    pub datasets: Vec<PathBuf>,
+    /// Rule ids (a unique prefix is enough), optionally `@version`; empty means every rule.
+    pub rules: Vec<String>,
+    pub versions: VersionSelect,
+    pub range: TimeRange,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Stop at the first file or row group that fails to decode.
+    pub fail_fast: bool,
+}
+
+/// A file or row group that could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanFailure {
+    pub dataset: String,
+    pub file: String,
+    pub row_group: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScanFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = Path::new(&self.dataset).join(&self.file);
+        match self.row_group {
+            Some(rg) => write!(f, "{} (row group {rg}): {}", path.display(), self.message),
+            None => write!(f, "{}: {}", path.display(), self.message),
+        }
+    }
+}
+
+/// What a hunt found and met.
+#[derive(Debug, Clone, Default)]
+pub struct HuntReport {
+    /// In the hit table's order.
+    pub hits: Vec<Hit>,
+    pub summary: Vec<VersionSummary>,
+    /// Versions selected and runnable.
+    pub versions: usize,
+    /// Versions that will not run or cannot fire somewhere, and why.
+    pub warnings: Vec<String>,
+    pub failures: Vec<ScanFailure>,
+    pub units: usize,
+    pub units_pruned: usize,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+#[derive(Debug)]
+pub enum HuntError {
+    /// Bad usage: a rule pack or dataset that cannot be read, a rule that is not there.
+    Input(String),
+    /// `fail_fast` and a unit failed.
+    Failed(ScanFailure),
+    Cancelled,
+}
+
+impl std::fmt::Display for HuntError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HuntError::Input(m) => f.write_str(m),
+            HuntError::Failed(e) => write!(f, "{e}"),
+            HuntError::Cancelled => f.write_str("interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for HuntError {}
+
+/// Progress of the scan, called from worker threads.
+pub trait HuntProgress: Sync {
+    fn start(&self, _bytes: u64, _units: usize) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+pub struct NoProgress;
+impl HuntProgress for NoProgress {}
+
+/// The versions a hunt runs, in pack order.
+pub fn select_versions<'p>(
+    pack: &'p pack::Pack,
+    rules: &[String],
+    versions: &VersionSelect,
+) -> Result<Vec<&'p LoadedVersion>, String> {
+    let mut chosen: Vec<&LoadedVersion> = Vec::new();
+    let mut add = |v: &'p LoadedVersion| {
+        if !chosen.iter().any(|c| std::ptr::eq(*c, v)) {
+            chosen.push(v);
+        }
+    };
+    let by_rule = |rule_id: &str| pack.rule(rule_id);
+    let filter = |all: Vec<&'p LoadedVersion>| -> Vec<&'p LoadedVersion> {
+        match versions {
+            VersionSelect::All => all,
+            VersionSelect::Latest => all.last().copied().into_iter().collect(),
+            VersionSelect::List(wanted) => all
+                .into_iter()
+                .filter(|v| wanted.contains(&v.rule.version))
+                .collect(),
+        }
+    };
+    if rules.is_empty() {
+        let ids: BTreeSet<&str> = pack
+            .versions
+            .iter()
+            .map(|v| v.rule.rule_id.as_str())
+            .collect();
+        for id in ids {
+            filter(by_rule(id)).into_iter().for_each(&mut add);
+        }
+    } else {
+        for spec in rules {
+            if spec.contains('@') {
+                add(pack.find(spec)?);
+            } else {
+                let latest = pack.find(spec)?;
+                filter(by_rule(&latest.rule.rule_id))
+                    .into_iter()
+                    .for_each(&mut add);
+            }
+        }
+    }
+    chosen
+        .sort_by(|a, b| (&a.rule.rule_id, a.rule.version).cmp(&(&b.rule.rule_id, b.rule.version)));
+    Ok(chosen)
+}
+
+/// One dataset opened for hunting.
+struct Source {
+    label: String,
+    parts: Vec<Part>,
+    plan: Plan,
+}
+
+/// Runs the hunt. `cancel` is polled between units.
+pub fn hunt(
+    opts: &HuntOptions,
+    progress: &dyn HuntProgress,
+    cancel: &AtomicBool,
+) -> Result<HuntReport, HuntError> {
+    let mut report = HuntReport::default();
+    let pack = pack::load(
+        &opts.packs,
+        &LoadOptions {
+            version_lock: opts.version_lock.clone(),
+        },
+    )
+    .map_err(|e| HuntError::Input(e.to_string()))?;
+    for p in &pack.problems {
+        report.warnings.push(format!("rule pack: {p}"));
+    }
+    let selected = select_versions(&pack, &opts.rules, &opts.versions).map_err(HuntError::Input)?;
+    let mut runnable = Vec::new();
+    for v in &selected {
+        match &v.status {
+            Status::Ready { query, filters } => runnable.push(Compiled {
+                rule: &v.rule,
+                query,
+                filters,
+            }),
+            other => report.warnings.push(format!(
+                "{} ({}) will not run: {}",
+                v.rule.key(),
+                v.rule.name,
+                other.problem()
+            )),
+        }
+    }
+    report.versions = runnable.len();
+    let mut sources = Vec::new();
+    for root in &opts.datasets {
+        let source = open_source(root, &runnable, opts, &mut report)?;
+        for v in &source.plan.versions {
+            if let Some(why) = &v.cannot_fire {
+                report.warnings.push(format!(
+                    "{} ({}) cannot fire on {}: {why}",
+                    v.rule.key(),
+                    v.rule.name,
+                    source.label
+                ));
+            }
+        }
+        sources.push(source);
+    }
+    let scanners = sources
+        .iter()
+        .map(|s| Scanner::new(&s.plan))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(HuntError::Input)?;
+    // Units that the time range leaves.
+    let mut units = Vec::new();
+    for (si, source) in sources.iter().enumerate() {
+        if !scanners[si].has_work() {
+            continue;
+        }
+        for (pi, part) in source.parts.iter().enumerate() {
+            for rg in 0..part.row_groups() {
+                let keep = opts.range.is_all()
+                    || part
+                        .time_bounds(rg)
+                        .is_none_or(|(lo, hi)| opts.range.overlaps(lo, hi));
+                if keep {
+                    units.push((si, pi, rg));
+                } else {
+                    report.units_pruned += 1;
+                }
+            }
+        }
+    }
+    report.units = units.len();
+    let unit_bytes =
+        |&(si, pi, rg): &(usize, usize, usize)| sources[si].parts[pi].row_group_bytes(rg);
+    report.bytes = units.iter().map(unit_bytes).sum();
+    report.rows = units
+        .iter()
+        .map(|&(si, pi, rg)| sources[si].parts[pi].row_group_rows(rg) as u64)
+        .sum();
+    progress.start(report.bytes, units.len());
+    let stop = AtomicBool::new(false);
+    let failures = Mutex::new(Vec::new());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .map_err(|e| HuntError::Input(format!("cannot start {} threads: {e}", opts.threads)))?;
+    let found: Vec<(usize, usize, Vec<RowHit>)> = pool.install(|| {
+        units
+            .par_iter()
+            .map_init(Scratch::default, |scratch, &(si, pi, rg)| {
+                if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let part = &sources[si].parts[pi];
+                let result = scanners[si].scan(part, rg, &opts.range, scratch);
+                progress.advance(part.row_group_bytes(rg));
+                match result {
+                    Ok(hits) => Some((si, pi, hits)),
+                    Err(message) => {
+                        if opts.fail_fast {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+                        f.push(ScanFailure {
+                            dataset: sources[si].label.clone(),
+                            file: part.rel.clone(),
+                            row_group: Some(rg),
+                            message,
+                        });
+                        None
+                    }
+                }
+            })
+            .flatten()
+            .collect()
+    });
+    if cancel.load(Ordering::Relaxed) {
+        return Err(HuntError::Cancelled);
+    }
+    let mut unit_failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    unit_failures.sort_by(|a, b| {
+        (&a.dataset, &a.file, a.row_group).cmp(&(&b.dataset, &b.file, b.row_group))
+    });
+    if opts.fail_fast {
+        if let Some(first) = report.failures.first().or(unit_failures.first()) {
+            return Err(HuntError::Failed(first.clone()));
+        }
+    }
+    report.failures.extend(unit_failures);
+    for (si, pi, hits) in found {
+        let source = &sources[si];
+        let part = &source.parts[pi];
+        for h in hits {
+            let rule = &source.plan.versions[h.version].rule;
+            report.hits.push(Hit {
+                rule_id: rule.rule_id.clone(),
+                rule_version: rule.version,
+                rule_name: rule.name.clone(),
+                severity: rule.severity.clone(),
+                risk_score: rule.risk_score,
+                timestamp_us: h.timestamp_us,
+                fields: h.fields,
+                matched: h.matched,
+                dataset: source.label.clone(),
+                file: part.rel.clone(),
+                row: h.row,
+            });
+        }
+    }
+    sink::sort(&mut report.hits);
+    report.summary = sink::summarize(&report.hits);
+    Ok(report)
+}
+
+fn open_source(
+    root: &Path,
+    versions: &[Compiled],
+    opts: &HuntOptions,
+    report: &mut HuntReport,
+) -> Result<Source, HuntError> {
+    let label = root.display().to_string();
+    let manifest = dataset::read_manifest(root)
+        .map_err(|e| HuntError::Input(format!("{label} is not a quarry dataset: {e}")))?;
+    let analyzer = manifest
+        .analyzers
+        .get("powershell.file.script_block_text")
+        .and_then(|a| Analyzer::parse(a))
+        .unwrap_or(Analyzer::Pattern);
+    let indices: Vec<String> = match &manifest.index {
+        Some(index) => vec![index.clone()],
+        None => manifest.indices.keys().cloned().collect(),
+    };
+    let mut parts = Vec::new();
+    let mut columns = Columns::default();
+    // A column is always null when it is null in every part that has it.
+    let mut ever_set: BTreeSet<String> = BTreeSet::new();
+    for staged in manifest.parts() {
+        if !opts
+            .range
+            .overlaps(staged.min_timestamp_us, staged.max_timestamp_us)
+        {
+            report.units_pruned += 1;
+            continue;
+        }
+        match Part::open(root, &staged.path) {
+            Ok(part) => {
+                let nulls = part.all_null_columns();
+                for name in part.columns() {
+                    if !nulls.contains(&name) {
+                        ever_set.insert(name.clone());
+                    }
+                    columns.names.insert(name);
+                }
+                parts.push(part);
+            }
+            Err(message) => {
+                let failure = ScanFailure {
+                    dataset: label.clone(),
+                    file: staged.path.clone(),
+                    row_group: None,
+                    message,
+                };
+                if opts.fail_fast {
+                    return Err(HuntError::Failed(failure));
+                }
+                report.failures.push(failure);
+            }
+        }
+    }
+    columns.all_null = columns.names.difference(&ever_set).cloned().collect();
+    let plan = Plan::compile(versions, &columns, FieldTypes::new(analyzer), &indices);
+    Ok(Source { label, parts, plan })
+}

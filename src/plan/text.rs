@@ -1,0 +1,346 @@
+//! Every text leaf of one analyzed column, matched in one pass over a value.
+//!
+//! The value is lowercased (ASCII) into a scratch buffer and searched once with one
+//! Aho-Corasick automaton over the *anchors* of all leaves: every token of a `match` leaf, the
+//! longest token of a `match_phrase` leaf. A hit is a candidate; the analyzer decides:
+//!
+//! - Pattern analyzer (tokens are maximal runs of `[A-Za-z0-9_-]`, every other byte
+//!   separates, then ASCII lowercase): a candidate is a token when the bytes around it are
+//!   separators, and a phrase is checked by walking to the neighbouring tokens. Anchors hold
+//!   token bytes only, so a leftmost-longest search cannot step over a whole-token occurrence
+//!   (a match overlapping a token from its left would have to contain the separator before
+//!   it). Exact without tokenizing.
+//! - Standard analyzer (Unicode word breaks): a token is a substring of the value, so for an
+//!   ASCII value an anchor absent from the lowercased value rules its leaf out; when some
+//!   anchor is present the value is tokenized once and the leaves are decided on its tokens.
+//!   Values with non-ASCII text are always tokenized (Unicode lowercasing can turn a non-ASCII
+//!   letter into an ASCII one).
+//!
+//! Wildcard leaves (`*` in the value) are decided on the value's tokens, when the longest
+//! literal run of the pattern occurs in the lowercased value (always, when it has none).
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::memmem;
+
+use crate::rules::analyzer::{is_pattern_token_byte, Analyzer};
+use crate::rules::eval;
+use crate::rules::kql::{Chunk, Literal};
+
+#[derive(Debug)]
+enum Kind {
+    /// No token in the value: matches nothing.
+    Never,
+    /// `match`: any of the tokens (all anchors).
+    AnyToken,
+    /// `match_phrase` of two or more tokens, anchored on `tokens[anchor]`.
+    Phrase { tokens: Vec<String>, anchor: usize },
+    /// Per-token wildcard, checked on tokens when `chunk` (lowercase) occurs.
+    Wildcard {
+        chunk: Option<Box<memmem::Finder<'static>>>,
+    },
+}
+
+#[derive(Debug)]
+struct TextLeaf {
+    value: Literal,
+    kind: Kind,
+}
+
+/// The matcher of one column's text leaves. Leaves are numbered as given to [`TextMatcher::new`].
+#[derive(Debug)]
+pub struct TextMatcher {
+    analyzer: Analyzer,
+    leaves: Vec<TextLeaf>,
+    searcher: Option<AhoCorasick>,
+    /// For each anchor pattern, the leaves it anchors.
+    anchored: Vec<Vec<usize>>,
+    wildcards: Vec<usize>,
+}
+
+/// Per-thread buffers of a matcher.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    lower: Vec<u8>,
+    candidates: Vec<bool>,
+}
+
+impl TextMatcher {
+    pub fn new(analyzer: Analyzer, values: &[Literal]) -> Result<TextMatcher, String> {
+        let mut anchors: Vec<String> = Vec::new();
+        let mut anchored: Vec<Vec<usize>> = Vec::new();
+        let mut add_anchor = |anchor: &str, leaf: usize| {
+            let at = match anchors.iter().position(|a| a == anchor) {
+                Some(at) => at,
+                None => {
+                    anchors.push(anchor.to_string());
+                    anchored.push(Vec::new());
+                    anchors.len() - 1
+                }
+            };
+            if !anchored[at].contains(&leaf) {
+                anchored[at].push(leaf);
+            }
+        };
+        let mut leaves = Vec::new();
+        let mut wildcards = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let kind = if value.has_wildcard() {
+                wildcards.push(i);
+                let chunk = value
+                    .chunks
+                    .iter()
+                    .filter_map(|c| match c {
+                        Chunk::Text(t) => Some(t.to_ascii_lowercase()),
+                        Chunk::Star => None,
+                    })
+                    .filter(|t| t.is_ascii())
+                    .max_by_key(String::len)
+                    .filter(|t| !t.is_empty());
+                Kind::Wildcard {
+                    chunk: chunk.map(|c| Box::new(memmem::Finder::new(c.as_bytes()).into_owned())),
+                }
+            } else {
+                let tokens = analyzer.tokens(&value.display());
+                match tokens.len() {
+                    0 => Kind::Never,
+                    n if n == 1 || !value.quoted => {
+                        for t in &tokens {
+                            add_anchor(t, i);
+                        }
+                        Kind::AnyToken
+                    }
+                    _ => {
+                        let anchor = (0..tokens.len())
+                            .max_by_key(|&k| (tokens[k].len(), std::cmp::Reverse(k)))
+                            .unwrap_or(0);
+                        add_anchor(&tokens[anchor], i);
+                        Kind::Phrase { tokens, anchor }
+                    }
+                }
+            };
+            leaves.push(TextLeaf {
+                value: value.clone(),
+                kind,
+            });
+        }
+        let searcher = if anchors.is_empty() {
+            None
+        } else {
+            let kind = match analyzer {
+                Analyzer::Pattern => MatchKind::LeftmostLongest,
+                Analyzer::Standard => MatchKind::Standard,
+            };
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(kind)
+                    .build(&anchors)
+                    .map_err(|e| format!("cannot build the text automaton: {e}"))?,
+            )
+        };
+        Ok(TextMatcher {
+            analyzer,
+            leaves,
+            searcher,
+            anchored,
+            wildcards,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.leaves.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.leaves.is_empty()
+    }
+
+    /// Sets `out[i]` for every leaf `i` that matches `value` (never clears).
+    pub fn eval_value(&self, value: &str, scratch: &mut Scratch, out: &mut [bool]) {
+        let bytes = value.as_bytes();
+        scratch.lower.clear();
+        scratch
+            .lower
+            .extend(bytes.iter().map(u8::to_ascii_lowercase));
+        scratch.candidates.clear();
+        scratch.candidates.resize(self.leaves.len(), false);
+        let lower = scratch.lower.as_slice();
+        match self.analyzer {
+            Analyzer::Pattern => self.pattern_value(lower, out),
+            Analyzer::Standard => {
+                if value.is_ascii() {
+                    if let Some(searcher) = &self.searcher {
+                        for m in searcher.find_overlapping_iter(lower) {
+                            for &leaf in &self.anchored[m.pattern().as_usize()] {
+                                scratch.candidates[leaf] = true;
+                            }
+                        }
+                    }
+                } else {
+                    scratch.candidates.iter_mut().for_each(|c| *c = true);
+                }
+            }
+        }
+        for &w in &self.wildcards {
+            if let Kind::Wildcard { chunk } = &self.leaves[w].kind {
+                let possible = match (chunk, self.analyzer) {
+                    (None, _) => true,
+                    (Some(_), Analyzer::Standard) if !value.is_ascii() => true,
+                    (Some(finder), _) => finder.find(lower).is_some(),
+                };
+                scratch.candidates[w] |= possible;
+            }
+        }
+        if !scratch.candidates.iter().any(|c| *c) {
+            return;
+        }
+        let tokens = vec![self.analyzer.tokens(value)];
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            if scratch.candidates[i] && !out[i] && !matches!(leaf.kind, Kind::Never) {
+                out[i] = eval::tokens_match(&tokens, self.analyzer, &leaf.value);
+            }
+        }
+    }
+
+    fn pattern_value(&self, lower: &[u8], out: &mut [bool]) {
+        let Some(searcher) = &self.searcher else {
+            return;
+        };
+        let token_byte = |i: usize| lower.get(i).is_some_and(|b| is_pattern_token_byte(*b));
+        for m in searcher.find_iter(lower) {
+            if (m.start() > 0 && token_byte(m.start() - 1)) || token_byte(m.end()) {
+                continue;
+            }
+            for &leaf in &self.anchored[m.pattern().as_usize()] {
+                if out[leaf] {
+                    continue;
+                }
+                out[leaf] = match &self.leaves[leaf].kind {
+                    Kind::AnyToken => true,
+                    Kind::Phrase { tokens, anchor } => {
+                        phrase_around(lower, m.start(), m.end(), tokens, *anchor)
+                    }
+                    Kind::Never | Kind::Wildcard { .. } => false,
+                };
+            }
+        }
+    }
+}
+
+/// Whether the tokens before and after the token at `start..end` are the rest of the phrase.
+fn phrase_around(lower: &[u8], start: usize, end: usize, tokens: &[String], anchor: usize) -> bool {
+    let is_token = |b: u8| is_pattern_token_byte(b);
+    let mut pos = start;
+    for want in tokens[..anchor].iter().rev() {
+        let mut p = pos;
+        while p > 0 && !is_token(lower[p - 1]) {
+            p -= 1;
+        }
+        let token_end = p;
+        while p > 0 && is_token(lower[p - 1]) {
+            p -= 1;
+        }
+        if p == token_end || &lower[p..token_end] != want.as_bytes() {
+            return false;
+        }
+        pos = p;
+    }
+    let mut pos = end;
+    for want in &tokens[anchor + 1..] {
+        let mut p = pos;
+        while p < lower.len() && !is_token(lower[p]) {
+            p += 1;
+        }
+        let token_start = p;
+        while p < lower.len() && is_token(lower[p]) {
+            p += 1;
+        }
+        if p == token_start || &lower[token_start..p] != want.as_bytes() {
+            return false;
+        }
+        pos = p;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::kql;
+
+    fn literal(kql_value: &str) -> Literal {
+        match kql::parse(&format!("f: {kql_value}")).expect("kql") {
+            kql::Query::Is { value, .. } => value,
+            other => panic!("not a leaf: {other:?}"),
+        }
+    }
+
+    fn check(analyzer: Analyzer, values: &[&str], texts: &[&str]) {
+        let lits: Vec<Literal> = values.iter().map(|v| literal(v)).collect();
+        let m = TextMatcher::new(analyzer, &lits).expect("matcher");
+        let mut scratch = Scratch::default();
+        for text in texts {
+            let mut out = vec![false; lits.len()];
+            m.eval_value(text, &mut scratch, &mut out);
+            for (i, lit) in lits.iter().enumerate() {
+                let want = eval::text_matches(analyzer, &[text.to_string()], lit);
+                assert_eq!(out[i], want, "{analyzer:?} {:?} on {text:?}", values[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn pattern_analyzer_tokens_and_phrases_match_the_reference() {
+        check(
+            Analyzer::Pattern,
+            &[
+                "NetShareEnum",
+                "\"Get-Process foo\"",
+                "\"a b c\"",
+                "get",
+                "get-process",
+                "Invoke*",
+                "*ocess",
+                "\"\"",
+                "x y",
+            ],
+            &[
+                "$Mod.NetShareEnum(",
+                "NetShareEnumAll",
+                "NetShareEnum-x",
+                "get-process FOO",
+                "Get-Process  -- foo",
+                "get-processfoo",
+                "A B C",
+                "a b x c",
+                "b c a b c",
+                "Invoke-Expression",
+                "é get é",
+                "y",
+                "",
+            ],
+        );
+    }
+
+    #[test]
+    fn standard_analyzer_matches_the_reference() {
+        check(
+            Analyzer::Standard,
+            &[
+                "NetShareEnum",
+                "\"mod.netshareenum\"",
+                "\"a b\"",
+                "can't",
+                "Stra*",
+            ],
+            &[
+                "$Mod.NetShareEnum(",
+                "NetShareEnum-x",
+                "A B",
+                "a.b",
+                "CAN'T stop",
+                "STRAßE",
+                "\u{212A}ill netshareenum",
+            ],
+        );
+    }
+}

@@ -1,0 +1,600 @@
+//! The scan: a [`Plan`] evaluated over one (file, row group) unit at a time.
+//!
+//! A unit is decoded in two phases. First the cheap columns: `@timestamp` (for `--from`/
+//! `--to`) and every column whose leaves are keyword, numeric or date tests. Each leaf becomes
+//! one bit per row; a column's distinct values are tested once each (a value repeated on a
+//! thousand rows costs one test). The versions are then evaluated in three-valued logic with
+//! the big text columns still unknown: rows every version has decided, true or false, never
+//! decode those columns. The big columns are decoded only for the remaining rows (a Parquet
+//! row selection, which skips whole pages where it can) and matched by their
+//! [`TextMatcher`]. Last, the versions are evaluated exactly, and the triage fields are
+//! decoded for the hit rows alone.
+//!
+//! Files are memory-mapped once and shared by the units of every thread.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::buffer::BooleanBuffer;
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::statistics::Statistics;
+
+use crate::ingest::doc::format_float;
+use crate::ingest::format_micros;
+use crate::ingest::schema::{self, TIMESTAMP};
+use crate::plan::text::{Scratch, TextMatcher};
+use crate::plan::{Expr, Leaf, Plan, Test};
+
+/// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`.
+pub const TRIAGE_FIELDS: &[&str] = &[
+    "host.name",
+    "user.id",
+    "user.name",
+    "event.code",
+    "powershell.file.script_block_id",
+    "powershell.sequence",
+    "powershell.total",
+    "file.path",
+];
+
+/// A Parquet file of a dataset, mapped into memory with its footer read.
+pub struct Part {
+    /// Path relative to the dataset root, as hits refer to it.
+    pub rel: String,
+    pub path: PathBuf,
+    data: Bytes,
+    meta: ArrowReaderMetadata,
+}
+
+impl Part {
+    pub fn open(root: &Path, rel: &str) -> Result<Part, String> {
+        let path = root.join(rel);
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open: {e}"))?;
+        // SAFETY: parts are written once (staged, then renamed) and never modified in place.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
+        let data = Bytes::from_owner(map);
+        let meta = ArrowReaderMetadata::load(
+            &data,
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+        )
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        Ok(Part {
+            rel: rel.to_string(),
+            path,
+            data,
+            meta,
+        })
+    }
+
+    pub fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    pub fn row_group_rows(&self, rg: usize) -> usize {
+        self.meta.metadata().row_group(rg).num_rows().max(0) as usize
+    }
+
+    pub fn row_group_bytes(&self, rg: usize) -> u64 {
+        self.meta.metadata().row_group(rg).compressed_size().max(0) as u64
+    }
+
+    /// The top-level column names.
+    pub fn columns(&self) -> Vec<String> {
+        self.meta
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    /// Columns whose values are null in every row of this file, per the footer statistics.
+    pub fn all_null_columns(&self) -> BTreeSet<String> {
+        let md = self.meta.metadata();
+        let descr = md.file_metadata().schema_descr();
+        let mut nulls: HashMap<String, (u64, bool)> = HashMap::new();
+        for rg in md.row_groups() {
+            for (i, col) in rg.columns().iter().enumerate() {
+                let name = descr.column(i).path().parts()[0].clone();
+                let all_null = col
+                    .statistics()
+                    .and_then(Statistics::null_count_opt)
+                    .is_some_and(|n| n >= rg.num_rows() as u64 && rg.num_rows() > 0);
+                let e = nulls.entry(name).or_insert((0, true));
+                e.1 &= all_null;
+            }
+        }
+        nulls
+            .into_iter()
+            .filter(|(_, (_, all))| *all)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// The `@timestamp` bounds of a row group from its statistics.
+    pub fn time_bounds(&self, rg: usize) -> Option<(i64, i64)> {
+        let md = self.meta.metadata();
+        let descr = md.file_metadata().schema_descr();
+        let i =
+            (0..descr.num_columns()).find(|&i| descr.column(i).path().parts()[0] == TIMESTAMP)?;
+        match md.row_group(rg).column(i).statistics()? {
+            Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+            _ => None,
+        }
+    }
+
+    /// Decodes `names` (those this file has) of row group `rg`, for the selected rows only.
+    fn read(
+        &self,
+        rg: usize,
+        names: &[&str],
+        selection: Option<&[usize]>,
+    ) -> Result<HashMap<String, ArrayRef>, String> {
+        let descr = self.meta.parquet_schema();
+        let leaves: Vec<usize> = (0..descr.num_columns())
+            .filter(|&i| names.contains(&descr.column(i).path().parts()[0].as_str()))
+            .collect();
+        if leaves.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self.row_group_rows(rg);
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.data.clone(),
+            self.meta.clone(),
+        )
+        .with_row_groups(vec![rg])
+        .with_projection(ProjectionMask::leaves(descr, leaves))
+        .with_batch_size(rows.max(1));
+        if let Some(selected) = selection {
+            let mut keep = vec![false; rows];
+            for &r in selected {
+                keep[r] = true;
+            }
+            let filter = BooleanArray::from(keep);
+            builder = builder.with_row_selection(RowSelection::from_filters(&[filter]));
+        }
+        let reader = builder.build().map_err(|e| e.to_string())?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<RecordBatch>, _>>()
+            .map_err(|e| e.to_string())?;
+        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
+        Ok(schema
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, a)| (f.name().clone(), Arc::clone(a)))
+            .collect())
+    }
+}
+
+/// `[from, to)` in microseconds since the epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TimeRange {
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+}
+
+impl TimeRange {
+    pub fn contains(&self, us: i64) -> bool {
+        self.from_us.is_none_or(|f| us >= f) && self.to_us.is_none_or(|t| us < t)
+    }
+
+    /// Whether `[lo, hi]` can hold a time of the range.
+    pub fn overlaps(&self, lo: i64, hi: i64) -> bool {
+        self.from_us.is_none_or(|f| hi >= f) && self.to_us.is_none_or(|t| lo < t)
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.from_us.is_none() && self.to_us.is_none()
+    }
+}
+
+/// One version matching one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowHit {
+    /// Index of the version in the plan.
+    pub version: usize,
+    /// Row number in the file.
+    pub row: u64,
+    pub timestamp_us: i64,
+    /// [`TRIAGE_FIELDS`], in order.
+    pub fields: Vec<Option<String>>,
+    /// Labels of the version's non-negated leaves true on this row.
+    pub matched: Vec<String>,
+}
+
+/// What is evaluated on one column.
+struct ColumnPlan {
+    name: String,
+    /// Leaves tested value by value.
+    leaves: Vec<usize>,
+    /// Leaves of analyzed text, in matcher order.
+    text: Vec<usize>,
+    matcher: Option<TextMatcher>,
+    /// Decoded in the second phase, for undecided rows only.
+    late: bool,
+}
+
+/// A plan ready to scan units.
+pub struct Scanner<'a> {
+    plan: &'a Plan,
+    columns: Vec<ColumnPlan>,
+    /// Versions that can fire.
+    live: Vec<usize>,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(plan: &'a Plan) -> Result<Scanner<'a>, String> {
+        let mut columns = Vec::new();
+        for (name, ids) in plan.leaves_by_column() {
+            let (text, leaves): (Vec<usize>, Vec<usize>) = ids
+                .iter()
+                .partition(|&&id| matches!(plan.leaves[id].test, Test::Text { .. }));
+            let analyzer = text.iter().find_map(|&id| match &plan.leaves[id].test {
+                Test::Text { analyzer, .. } => Some(*analyzer),
+                _ => None,
+            });
+            let values: Vec<_> = text
+                .iter()
+                .filter_map(|&id| match &plan.leaves[id].test {
+                    Test::Text { value, .. } => Some(value.clone()),
+                    _ => None,
+                })
+                .collect();
+            let matcher = match analyzer {
+                Some(analyzer) => Some(TextMatcher::new(analyzer, &values)?),
+                None => None,
+            };
+            columns.push(ColumnPlan {
+                name: name.to_string(),
+                late: !text.is_empty() || schema::is_big_text(name),
+                leaves,
+                text,
+                matcher,
+            });
+        }
+        let live = (0..plan.versions.len())
+            .filter(|&v| plan.versions[v].cannot_fire.is_none())
+            .collect();
+        Ok(Scanner {
+            plan,
+            columns,
+            live,
+        })
+    }
+
+    /// Whether any version can fire at all.
+    pub fn has_work(&self) -> bool {
+        !self.live.is_empty()
+    }
+
+    /// Every hit of every version in row group `rg` of `part`, in row order.
+    pub fn scan(
+        &self,
+        part: &Part,
+        rg: usize,
+        range: &TimeRange,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<RowHit>, String> {
+        let rows = part.row_group_rows(rg);
+        if rows == 0 || self.live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut bits: Vec<Option<BooleanBuffer>> = vec![None; self.plan.leaves.len()];
+        // Phase 1: time and the cheap columns.
+        let mut early: Vec<&str> = self
+            .columns
+            .iter()
+            .filter(|c| !c.late)
+            .map(|c| c.name.as_str())
+            .collect();
+        early.push(TIMESTAMP);
+        let arrays = part.read(rg, &early, None)?;
+        let timestamps = arrays
+            .get(TIMESTAMP)
+            .and_then(|a| a.as_any().downcast_ref::<TimestampMicrosecondArray>())
+            .ok_or("no @timestamp column of type timestamp(µs)")?
+            .clone();
+        let in_range = if range.is_all() {
+            BooleanBuffer::new_set(rows)
+        } else {
+            BooleanBuffer::collect_bool(rows, |r| {
+                timestamps.is_valid(r) && range.contains(timestamps.value(r))
+            })
+        };
+        if in_range.count_set_bits() == 0 {
+            return Ok(Vec::new());
+        }
+        for column in self.columns.iter().filter(|c| !c.late) {
+            if let Some(array) = arrays.get(&column.name) {
+                self.eval_leaves(column, array.as_ref(), None, rows, &mut bits);
+            }
+        }
+        // Which rows still depend on a late column?
+        let late_leaves: BTreeSet<usize> = self
+            .columns
+            .iter()
+            .filter(|c| c.late)
+            .flat_map(|c| c.leaves.iter().chain(&c.text).copied())
+            .collect();
+        if !late_leaves.is_empty() {
+            let mut undecided = BooleanBuffer::new_unset(rows);
+            for &v in &self.live {
+                let (t, f) = eval3(&self.plan.versions[v].expr, &bits, &late_leaves, rows);
+                undecided = &undecided | &!&(&t | &f);
+            }
+            let undecided = &undecided & &in_range;
+            let needed: Vec<usize> = undecided.set_indices().collect();
+            if !needed.is_empty() {
+                let late: Vec<&str> = self
+                    .columns
+                    .iter()
+                    .filter(|c| c.late)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                let selection = (needed.len() < rows).then_some(needed.as_slice());
+                let arrays = part.read(rg, &late, selection)?;
+                for column in self.columns.iter().filter(|c| c.late) {
+                    if let Some(array) = arrays.get(&column.name) {
+                        let map = selection.map(|s| s.to_vec());
+                        self.eval_leaves(column, array.as_ref(), map.as_deref(), rows, &mut bits);
+                        self.eval_text(
+                            column,
+                            array.as_ref(),
+                            map.as_deref(),
+                            rows,
+                            scratch,
+                            &mut bits,
+                        );
+                    }
+                }
+            }
+        }
+        // Exact evaluation.
+        let mut hits_by_version = Vec::new();
+        let mut hit_rows = BTreeSet::new();
+        for &v in &self.live {
+            let hits = &eval2(&self.plan.versions[v].expr, &bits, rows) & &in_range;
+            if hits.count_set_bits() > 0 {
+                hit_rows.extend(hits.set_indices());
+                hits_by_version.push((v, hits));
+            }
+        }
+        if hit_rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hit_rows: Vec<usize> = hit_rows.into_iter().collect();
+        let selection = (hit_rows.len() < rows).then_some(hit_rows.as_slice());
+        let triage = part.read(rg, TRIAGE_FIELDS, selection)?;
+        let position: HashMap<usize, usize> =
+            hit_rows.iter().enumerate().map(|(i, &r)| (r, i)).collect();
+        let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
+        let mut out = Vec::new();
+        for (v, hits) in hits_by_version {
+            let version = &self.plan.versions[v];
+            for r in hits.set_indices() {
+                let at = position[&r];
+                let fields = TRIAGE_FIELDS
+                    .iter()
+                    .map(|f| triage.get(*f).and_then(|a| first_text(a.as_ref(), at)))
+                    .collect();
+                let matched = version
+                    .positive
+                    .iter()
+                    .filter(|&&id| bits[id].as_ref().is_some_and(|b| b.value(r)))
+                    .map(|&id| self.plan.leaves[id].label.clone())
+                    .collect();
+                out.push(RowHit {
+                    version: v,
+                    row: first_row + r as u64,
+                    timestamp_us: timestamps.value(r),
+                    fields,
+                    matched,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Value-by-value leaves of `column`; `rows_of` maps array positions to rows when only
+    /// some rows were decoded.
+    fn eval_leaves(
+        &self,
+        column: &ColumnPlan,
+        array: &dyn Array,
+        rows_of: Option<&[usize]>,
+        rows: usize,
+        bits: &mut [Option<BooleanBuffer>],
+    ) {
+        if column.leaves.is_empty() {
+            return;
+        }
+        let leaves: Vec<&Leaf> = column
+            .leaves
+            .iter()
+            .map(|&id| &self.plan.leaves[id])
+            .collect();
+        let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; leaves.len()];
+        let mut memo: HashMap<String, Vec<bool>> = HashMap::new();
+        let types = &self.plan.types;
+        for_each_value(array, &mut |pos, value| {
+            let row = rows_of.map_or(pos, |m| m[pos]);
+            let results = match memo.get(value) {
+                Some(r) => r,
+                None => {
+                    let r = leaves
+                        .iter()
+                        .map(|l| l.matches_value(value, types))
+                        .collect();
+                    memo.entry(value.to_string()).or_insert(r)
+                }
+            };
+            for (i, &hit) in results.iter().enumerate() {
+                out[i][row] |= hit;
+            }
+        });
+        for (&id, column_bits) in column.leaves.iter().zip(out) {
+            bits[id] = Some(BooleanBuffer::from(column_bits));
+        }
+    }
+
+    fn eval_text(
+        &self,
+        column: &ColumnPlan,
+        array: &dyn Array,
+        rows_of: Option<&[usize]>,
+        rows: usize,
+        scratch: &mut Scratch,
+        bits: &mut [Option<BooleanBuffer>],
+    ) {
+        let Some(matcher) = &column.matcher else {
+            return;
+        };
+        let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; matcher.len()];
+        let mut value_hits = vec![false; matcher.len()];
+        for_each_value(array, &mut |pos, value| {
+            let row = rows_of.map_or(pos, |m| m[pos]);
+            value_hits.iter_mut().for_each(|h| *h = false);
+            matcher.eval_value(value, scratch, &mut value_hits);
+            for (i, &hit) in value_hits.iter().enumerate() {
+                out[i][row] |= hit;
+            }
+        });
+        for (&id, column_bits) in column.text.iter().zip(out) {
+            bits[id] = Some(BooleanBuffer::from(column_bits));
+        }
+    }
+}
+
+/// Calls `f(position, text)` for every non-null value (every element of a list), numbers and
+/// times as text the way the reference evaluator reads them.
+fn for_each_value(array: &dyn Array, f: &mut dyn FnMut(usize, &str)) {
+    let any = array.as_any();
+    if let Some(a) = any.downcast_ref::<StringArray>() {
+        for i in 0..a.len() {
+            if a.is_valid(i) {
+                f(i, a.value(i));
+            }
+        }
+    } else if let Some(a) = any.downcast_ref::<ListArray>() {
+        for i in 0..a.len() {
+            if a.is_valid(i) {
+                let items = a.value(i);
+                for_each_value(items.as_ref(), &mut |_, v| f(i, v));
+            }
+        }
+    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+        for i in 0..a.len() {
+            if a.is_valid(i) {
+                f(i, &a.value(i).to_string());
+            }
+        }
+    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+        for i in 0..a.len() {
+            if a.is_valid(i) {
+                f(i, &format_float(a.value(i)));
+            }
+        }
+    } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
+        for i in 0..a.len() {
+            if a.is_valid(i) {
+                f(i, &format_micros(a.value(i)));
+            }
+        }
+    }
+}
+
+/// The first value of position `at` as text.
+fn first_text(array: &dyn Array, at: usize) -> Option<String> {
+    let mut out = None;
+    for_each_value(&array.slice(at, 1), &mut |_, v| {
+        if out.is_none() {
+            out = Some(v.to_string());
+        }
+    });
+    out
+}
+
+fn leaf_bits(bits: &[Option<BooleanBuffer>], id: usize, rows: usize) -> BooleanBuffer {
+    bits[id]
+        .clone()
+        .unwrap_or_else(|| BooleanBuffer::new_unset(rows))
+}
+
+/// Exact evaluation: a leaf never computed (its column absent from this file) is false.
+fn eval2(e: &Expr, bits: &[Option<BooleanBuffer>], rows: usize) -> BooleanBuffer {
+    match e {
+        Expr::True => BooleanBuffer::new_set(rows),
+        Expr::False => BooleanBuffer::new_unset(rows),
+        Expr::Leaf(id) => leaf_bits(bits, *id, rows),
+        Expr::Not(inner) => !&eval2(inner, bits, rows),
+        Expr::And(items) => items.iter().fold(BooleanBuffer::new_set(rows), |acc, i| {
+            &acc & &eval2(i, bits, rows)
+        }),
+        Expr::Or(items) => items.iter().fold(BooleanBuffer::new_unset(rows), |acc, i| {
+            &acc | &eval2(i, bits, rows)
+        }),
+        Expr::AtLeast(n, items) => {
+            let each: Vec<BooleanBuffer> = items.iter().map(|i| eval2(i, bits, rows)).collect();
+            BooleanBuffer::collect_bool(rows, |r| each.iter().filter(|b| b.value(r)).count() >= *n)
+        }
+    }
+}
+
+/// Kleene evaluation with the `unknown` leaves not yet computed: (surely true, surely false).
+fn eval3(
+    e: &Expr,
+    bits: &[Option<BooleanBuffer>],
+    unknown: &BTreeSet<usize>,
+    rows: usize,
+) -> (BooleanBuffer, BooleanBuffer) {
+    let none = || BooleanBuffer::new_unset(rows);
+    let all = || BooleanBuffer::new_set(rows);
+    match e {
+        Expr::True => (all(), none()),
+        Expr::False => (none(), all()),
+        Expr::Leaf(id) if unknown.contains(id) => (none(), none()),
+        Expr::Leaf(id) => {
+            let b = leaf_bits(bits, *id, rows);
+            let f = !&b;
+            (b, f)
+        }
+        Expr::Not(inner) => {
+            let (t, f) = eval3(inner, bits, unknown, rows);
+            (f, t)
+        }
+        Expr::And(items) => items.iter().fold((all(), none()), |(t, f), i| {
+            let (ti, fi) = eval3(i, bits, unknown, rows);
+            (&t & &ti, &f | &fi)
+        }),
+        Expr::Or(items) => items.iter().fold((none(), all()), |(t, f), i| {
+            let (ti, fi) = eval3(i, bits, unknown, rows);
+            (&t | &ti, &f & &fi)
+        }),
+        Expr::AtLeast(n, items) => {
+            let each: Vec<_> = items
+                .iter()
+                .map(|i| eval3(i, bits, unknown, rows))
+                .collect();
+            let t = BooleanBuffer::collect_bool(rows, |r| {
+                each.iter().filter(|(t, _)| t.value(r)).count() >= *n
+            });
+            let f = BooleanBuffer::collect_bool(rows, |r| {
+                each.iter().filter(|(_, f)| !f.value(r)).count() < *n
+            });
+            (t, f)
+        }
+    }
+}
