@@ -388,3 +388,23 @@ fn ctrl_c_stops_the_binary_and_leaves_the_dataset_unchanged() {
     assert_eq!(util::parts(&out), parts_before);
     assert!(!staging.exists(), "staging is removed on Ctrl-C");
 }
+
+#[test]
+fn a_manifest_with_a_stale_part_counter_does_not_let_a_run_overwrite_parts() {
+    let tmp = util::temp_dir();
+    let a = tmp.path().join("a.ndjson");
+    let b = tmp.path().join("b.ndjson");
+    write_lines(&a, &[event_line(1, "2024-01-01T00:00:01Z").into_bytes()]);
+    write_lines(&b, &[event_line(2, "2024-01-01T00:00:02Z").into_bytes()]);
+    let out = tmp.path().join("ds");
+    run(&[a], &out).expect("first");
+    // What builds up to commit 0b7a8ed recorded: a counter its own parts had already used.
+    let manifest = out.join("_quarry/dataset.json");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    json["next_part"] = 1.into();
+    std::fs::write(&manifest, json.to_string()).expect("write");
+    run(&[b], &out).expect("second");
+    assert_eq!(util::parts(&out).len(), 2);
+    assert_eq!(util::read_rows(&out).len(), 2);
+}

@@ -540,3 +540,176 @@ fn all_589_powershell_versions_on_the_real_data_equal_the_reference() {
     assert!(!reference.is_empty());
     assert_same(&engine, &reference, "589 versions on ../shared/data");
 }
+
+/// A copy of the shipped sample to damage.
+fn sample_copy(into: &Path) -> PathBuf {
+    let src = repo("datasets/sample");
+    let dst = into.join("sample");
+    for p in util::parts(&src)
+        .into_iter()
+        .chain([src.join("_quarry/dataset.json")])
+    {
+        let rel = p.strip_prefix(&src).expect("under sample");
+        let to = dst.join(rel);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&p, &to).expect("copy");
+    }
+    dst
+}
+
+#[test]
+fn damaged_parts_are_reported_by_file_and_row_group_and_the_rest_is_hunted() {
+    let tmp = util::temp_dir();
+    let dataset = sample_copy(tmp.path());
+    let parts = util::parts(&dataset);
+    // One part cut short (no footer), one with garbage over its column data.
+    let cut = &parts[1];
+    let len = std::fs::metadata(cut).expect("size").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(cut)
+        .expect("open")
+        .set_len(len / 2)
+        .expect("truncate");
+    let garbled = &parts[3];
+    let mut bytes = std::fs::read(garbled).expect("read");
+    let half = bytes.len() / 2;
+    for b in &mut bytes[4..half] {
+        *b = 0x5a;
+    }
+    std::fs::write(garbled, &bytes).expect("write");
+    let packs = vec![repo("datasets/rules")];
+    let opts = hunt_opts(&packs, &dataset);
+    let report = hunt::hunt(&opts, &NoProgress, &AtomicBool::new(false)).expect("hunt goes on");
+    let name = |p: &Path| p.file_name().expect("name").to_string_lossy().into_owned();
+    let failed: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
+    assert!(failed.iter().any(|f| f.contains(&name(cut))), "{failed:?}");
+    assert!(
+        failed.iter().any(|f| f.contains(&name(garbled))),
+        "{failed:?}"
+    );
+    assert!(
+        !report.hits.is_empty(),
+        "the undamaged parts still give hits"
+    );
+    assert!(report
+        .hits
+        .iter()
+        .all(|h| !h.file.ends_with(&name(cut)) && !h.file.ends_with(&name(garbled))));
+    // --fail-fast stops at the first.
+    let err = hunt::hunt(
+        &HuntOptions {
+            fail_fast: true,
+            ..opts
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect_err("fail fast");
+    assert!(matches!(err, hunt::HuntError::Failed(_)), "{err}");
+    // The binary: errors named on stderr, the table still written, exit status 1.
+    let out = tmp.path().join("hits.jsonl");
+    let run = util::quarry()
+        .args(["hunt", "--quiet", "--rules"])
+        .arg(&packs[0])
+        .arg("--data")
+        .arg(&dataset)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains(&name(cut)), "{stderr}");
+    assert!(out.is_file());
+}
+
+#[test]
+fn the_hit_table_is_the_same_in_every_format_and_thread_count() {
+    let tmp = util::temp_dir();
+    let packs = vec![repo("datasets/rules")];
+    let dataset = repo("datasets/sample");
+    let mut tables = Vec::new();
+    for threads in [1, 3] {
+        let out = tmp.path().join(format!("hits-{threads}.parquet"));
+        let run = util::quarry()
+            .args([
+                "hunt",
+                "--quiet",
+                "--threads",
+                &threads.to_string(),
+                "--out",
+            ])
+            .arg(&out)
+            .arg("--rules")
+            .arg(&packs[0])
+            .arg("--data")
+            .arg(&dataset)
+            .output()
+            .expect("run");
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        tables.push(std::fs::read(&out).expect("table"));
+    }
+    assert_eq!(tables[0], tables[1], "same bytes whatever the thread count");
+    let report = hunt::hunt(
+        &hunt_opts(&packs, &dataset),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("hunt");
+    let jsonl = tmp.path().join("hits.jsonl");
+    let csv = tmp.path().join("hits.csv");
+    quarry::sink::write(&report.hits, &jsonl, quarry::sink::Format::Jsonl).expect("jsonl");
+    quarry::sink::write(&report.hits, &csv, quarry::sink::Format::Csv).expect("csv");
+    let lines = std::fs::read_to_string(&jsonl).expect("read");
+    assert_eq!(lines.lines().count(), report.hits.len());
+    let first: serde_json::Value =
+        serde_json::from_str(lines.lines().next().expect("a hit")).expect("json");
+    assert_eq!(first["rule_id"], report.hits[0].rule_id.as_str());
+    assert_eq!(first["row"], report.hits[0].row);
+    let mut reader = csv::Reader::from_path(&csv).expect("csv");
+    assert_eq!(reader.records().count(), report.hits.len());
+    let file = std::fs::File::open(tmp.path().join("hits-1.parquet")).expect("open");
+    let rows: usize = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch").num_rows())
+        .sum();
+    assert_eq!(rows, report.hits.len());
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".quarry-hits-"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary table left behind");
+}
+
+#[test]
+fn a_cancelled_hunt_returns_no_hits_and_a_versions_list_selects() {
+    let packs = vec![repo("datasets/rules")];
+    let dataset = repo("datasets/sample");
+    let cancelled = hunt::hunt(
+        &hunt_opts(&packs, &dataset),
+        &NoProgress,
+        &AtomicBool::new(true),
+    );
+    assert!(matches!(cancelled, Err(hunt::HuntError::Cancelled)));
+    let (some, report) = engine_hits(&HuntOptions {
+        versions: VersionSelect::parse("3,320").expect("list"),
+        ..hunt_opts(&packs, &dataset)
+    });
+    assert_eq!(report.versions, 2);
+    assert!(some.iter().all(|(_, v, _, _)| *v == 3 || *v == 320));
+    let (_, latest) = engine_hits(&HuntOptions {
+        versions: VersionSelect::Latest,
+        ..hunt_opts(&packs, &dataset)
+    });
+    assert_eq!(latest.versions, 1);
+    assert!(latest.hits.iter().all(|h| h.rule_version == 320));
+}

@@ -478,12 +478,30 @@ fn new_writer(ds: &dataset::Dataset, opts: &ConvertOptions, run: u64) -> Partiti
         ),
         ("quarry.run".to_string(), run.to_string()),
     ];
+    // Past every part the manifest lists too: builds up to commit 0b7a8ed recorded a
+    // `next_part` that the run's last parts had already taken.
+    let after_parts = ds
+        .manifest
+        .parts()
+        .filter_map(|p| part_number(&p.path))
+        .max()
+        .map_or(1, |n| n + 1);
     PartitionWriter::new(
         ds.staging_dir(run),
         opts.layout.clone(),
-        ds.manifest.next_part.max(1),
+        ds.manifest.next_part.max(after_parts),
         metadata,
     )
+}
+
+/// `N` of a part path `date=.../part-N.parquet`.
+fn part_number(path: &str) -> Option<u64> {
+    path.rsplit('/')
+        .next()?
+        .strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
 }
 
 /// Writes the last parts and commits the run (nothing is committed without inputs).
@@ -494,8 +512,8 @@ fn finish_run(
     report: &mut ConvertReport,
     started: String,
 ) -> Result<(), IngestError> {
-    let next_part = writer.next_part();
-    let (parts, coercions) = writer.finish()?;
+    // After finish: the parts it writes take numbers too.
+    let (parts, coercions, next_part) = writer.finish()?;
     report.coercions = coercions.by_field;
     report.parts = parts.len();
     report.bytes_out = parts.iter().map(|p| p.bytes).sum();

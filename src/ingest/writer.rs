@@ -415,10 +415,6 @@ impl PartitionWriter {
         Ok(())
     }
 
-    pub fn next_part(&self) -> u64 {
-        self.next_part
-    }
-
     /// Hands the buffers of `keys` to the encoder, which writes them as parts in parallel.
     fn flush_partitions(&mut self, keys: &[PartitionKey]) -> Result<(), IngestError> {
         let mut parts = Vec::new();
@@ -462,14 +458,15 @@ impl PartitionWriter {
         }
     }
 
-    /// Writes every remaining buffer and returns the staged parts, in partition order.
-    pub fn finish(mut self) -> Result<(Vec<StagedPart>, CoercionReport), IngestError> {
+    /// Writes every remaining buffer and returns the staged parts (in partition order), the
+    /// coercion report and the number the next run's first part must take.
+    pub fn finish(mut self) -> Result<(Vec<StagedPart>, CoercionReport, u64), IngestError> {
         // All at once: the sorted copies together take at most what the buffers take.
         let keys: Vec<PartitionKey> = self.buffers.keys().copied().collect();
         self.flush_partitions(&keys)?;
         let mut staged = self.stop_encoder()?;
         staged.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((staged, std::mem::take(&mut self.coercions)))
+        Ok((staged, std::mem::take(&mut self.coercions), self.next_part))
     }
 }
 
