@@ -20,12 +20,15 @@
 //!
 //! Run: `cargo bench --bench convert` (add `QUARRY_BENCH_MB=5120` for the 5 GB check).
 
+use std::ffi::OsStr;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use quarry::ingest::{convert, ConvertOptions, NoProgress};
+
+mod common;
 
 // The allocator of the `quarry` binary, so the in-process figures are the binary's.
 #[global_allocator]
@@ -244,37 +247,6 @@ fn assemble_evtx(files: &[PathBuf], out: &Path, count: usize) -> Option<usize> {
     Some(count)
 }
 
-/// Peak resident memory (KiB) of the release binary converting `input`.
-fn peak_memory_kib(input: &Path, out: &Path) -> Option<u64> {
-    let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/quarry");
-    if !exe.exists() {
-        return None;
-    }
-    let mut child = std::process::Command::new(exe)
-        .args(["convert", "--quiet", "--out"])
-        .arg(out)
-        .arg(input)
-        .spawn()
-        .ok()?;
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
-            for line in text.lines() {
-                if let Some(v) = line.strip_prefix("VmHWM:") {
-                    let kib: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
-                    peak = peak.max(kib);
-                }
-            }
-        }
-        if child.try_wait().ok()?.is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    Some(peak)
-}
-
 /// Seconds to decompress and decode one column from every part of a dataset (one thread).
 fn read_column_secs(dataset: &Path, column: &str) -> (f64, u64) {
     let mut parts = Vec::new();
@@ -465,7 +437,17 @@ fn main() {
     if std::env::var("QUARRY_BENCH_ROWGROUPS").is_ok() {
         compare_row_groups(tmp.path(), mib);
     }
-    match peak_memory_kib(&ndjson, &tmp.path().join("ds-peak")) {
+    let peak_out = tmp.path().join("ds-peak");
+    let args = [
+        OsStr::new("convert"),
+        OsStr::new("--quiet"),
+        OsStr::new("--out"),
+    ];
+    match common::peak_memory_kib(
+        args.iter()
+            .copied()
+            .chain([peak_out.as_os_str(), ndjson.as_os_str()]),
+    ) {
         Some(kib) => println!(
             "ndjson: peak memory of `quarry convert` on {:.0} MiB input: {:.0} MiB",
             bytes as f64 / 1048576.0,

@@ -11,6 +11,7 @@ case-insensitive substrings. Their hit counts are printed beside quarry's exact 
 """
 
 import json
+import re
 import sys
 import time
 
@@ -35,6 +36,9 @@ V320_EXCLUDED = [
 ]
 
 TEXT = "powershell.file.script_block_text"
+# Version 320's other exclusions: a directory, and a negated case-insensitive DSL wildcard.
+V320_DIRECTORY = "C:\\Program Files (x86)\\Automox\\WDK\\Win32\\WinSession"
+V320_PATH_LIKE = "_:\\programdata\\microsoft\\windows defender advanced threat protection\\datacollection\\%"
 
 
 def token_regex(names):
@@ -65,7 +69,9 @@ def run_duckdb(dataset, version, threads):
                 for p in group
             )
             where.append(f"NOT coalesce({both}, false)")
-    sql = f"SELECT count(*) FROM read_parquet('{glob(dataset)}', hive_partitioning = false) WHERE " + " AND ".join(where)
+        where.append(f"NOT coalesce(\"file.directory\" = '{V320_DIRECTORY}', false)")
+        where.append(f"NOT coalesce(lower(\"file.path\") LIKE '{V320_PATH_LIKE}' ESCAPE '!', false)")
+    sql = f"SELECT count(*) FROM read_parquet('{glob(dataset)}', hive_partitioning = false, union_by_name = true) WHERE " + " AND ".join(where)
     return con.execute(sql).fetchone()[0]
 
 
@@ -86,7 +92,15 @@ def run_polars(dataset, version, threads):
                 c = lower.str.contains(p.lower(), literal=True)
                 both = c if both is None else both & c
             cond = cond & ~both.fill_null(False)
-    lf = pl.scan_parquet(glob(dataset), hive_partitioning=False).filter(cond)
+        cond = cond & ~(pl.col("file.directory") == V320_DIRECTORY).fill_null(False)
+        like = "^.:" + re.escape(V320_PATH_LIKE[2:-1])
+        cond = cond & ~pl.col("file.path").str.to_lowercase().str.contains(like).fill_null(False)
+    lf = pl.scan_parquet(
+        glob(dataset),
+        hive_partitioning=False,
+        missing_columns="insert",
+        extra_columns="ignore",
+    ).filter(cond)
     return lf.select(pl.len()).collect().item()
 
 
@@ -111,6 +125,10 @@ def run_datafusion(dataset, version, threads):
                 for p in group
             )
             where.append(f"NOT coalesce({both}, false)")
+        where.append(f"NOT coalesce(\"file.directory\" = '{V320_DIRECTORY}', false)")
+        # DataFusion's LIKE escapes with a backslash: the path's own backslashes are doubled.
+        like = V320_PATH_LIKE.replace("\\", "\\\\")
+        where.append(f"NOT coalesce(lower(\"file.path\") LIKE '{like}', false)")
     sql = "SELECT count(*) AS n FROM events WHERE " + " AND ".join(where)
     return ctx.sql(sql).to_pydict()["n"][0]
 
