@@ -34,6 +34,8 @@ use crate::ingest::doc::format_float;
 use crate::ingest::format_micros;
 use crate::ingest::schema::{self, TIMESTAMP};
 use crate::plan::text::{Scratch, TextMatcher};
+
+pub mod pages;
 use crate::plan::{Expr, Leaf, Plan, Test};
 
 /// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`.
@@ -132,6 +134,16 @@ impl Part {
             Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
             _ => None,
         }
+    }
+
+    /// The leaf index of top-level column `name` when it is a single, unnested leaf.
+    fn flat_leaf(&self, name: &str) -> Option<usize> {
+        let descr = self.meta.parquet_schema();
+        (0..descr.num_columns()).find(|&i| {
+            let column = descr.column(i);
+            let parts = column.path().parts();
+            parts.len() == 1 && parts[0] == name
+        })
     }
 
     /// Decodes `names` (those this file has) of row group `rg`, for the selected rows only.
@@ -338,26 +350,45 @@ impl<'a> Scanner<'a> {
             let undecided = &undecided & &in_range;
             let needed: Vec<usize> = undecided.set_indices().collect();
             if !needed.is_empty() {
-                let late: Vec<&str> = self
-                    .columns
-                    .iter()
-                    .filter(|c| c.late)
-                    .map(|c| c.name.as_str())
-                    .collect();
-                let selection = (needed.len() < rows).then_some(needed.as_slice());
-                let arrays = part.read(rg, &late, selection)?;
+                // Text-only columns are matched on their pages where the layout allows;
+                // the rest go through Arrow.
+                let mut through_arrow = Vec::new();
                 for column in self.columns.iter().filter(|c| c.late) {
-                    if let Some(array) = arrays.get(&column.name) {
-                        let map = selection.map(|s| s.to_vec());
-                        self.eval_leaves(column, array.as_ref(), map.as_deref(), rows, &mut bits);
-                        self.eval_text(
-                            column,
-                            array.as_ref(),
-                            map.as_deref(),
-                            rows,
-                            scratch,
-                            &mut bits,
-                        );
+                    let leaf = part.flat_leaf(&column.name).filter(|&leaf| {
+                        column.leaves.is_empty() && pages::supported(part.meta.metadata(), rg, leaf)
+                    });
+                    match leaf {
+                        Some(leaf) => self.eval_text_pages(
+                            column, part, rg, leaf, &undecided, scratch, &mut bits,
+                        )?,
+                        None => through_arrow.push(column),
+                    }
+                }
+                if !through_arrow.is_empty() {
+                    let names: Vec<&str> = through_arrow.iter().map(|c| c.name.as_str()).collect();
+                    // A row selection pays for itself when it skips most rows; decoding
+                    // every row and filtering a few out costs more than keeping them.
+                    let selection = (needed.len() * 4 < rows).then_some(needed.as_slice());
+                    let arrays = part.read(rg, &names, selection)?;
+                    for column in through_arrow {
+                        if let Some(array) = arrays.get(&column.name) {
+                            let map = selection.map(|s| s.to_vec());
+                            self.eval_leaves(
+                                column,
+                                array.as_ref(),
+                                map.as_deref(),
+                                rows,
+                                &mut bits,
+                            );
+                            self.eval_text(
+                                column,
+                                array.as_ref(),
+                                map.as_deref(),
+                                rows,
+                                scratch,
+                                &mut bits,
+                            );
+                        }
                     }
                 }
             }
@@ -475,6 +506,76 @@ impl<'a> Scanner<'a> {
         for (&id, column_bits) in column.text.iter().zip(out) {
             bits[id] = Some(BooleanBuffer::from(column_bits));
         }
+    }
+
+    /// The text leaves of `column` on the rows in `needed`, read from the pages of leaf
+    /// column `leaf`; a dictionary value is matched once for all its rows.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_text_pages(
+        &self,
+        column: &ColumnPlan,
+        part: &Part,
+        rg: usize,
+        leaf: usize,
+        needed: &BooleanBuffer,
+        scratch: &mut Scratch,
+        bits: &mut [Option<BooleanBuffer>],
+    ) -> Result<(), String> {
+        let Some(matcher) = &column.matcher else {
+            return Ok(());
+        };
+        let rows = needed.len();
+        let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; matcher.len()];
+        let mut value_hits = vec![false; matcher.len()];
+        let mut by_dictionary: Vec<Option<Vec<bool>>> = Vec::new();
+        let mut problem: Option<String> = None;
+        pages::for_each_value(
+            &part.data,
+            part.meta.metadata(),
+            rg,
+            leaf,
+            &mut |row, bytes, dictionary_index| {
+                if row >= rows {
+                    problem.get_or_insert(format!("{}: more values than rows", column.name));
+                    return;
+                }
+                if !needed.value(row) || problem.is_some() {
+                    return;
+                }
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    problem = Some(format!("{}: row {row} is not UTF-8", column.name));
+                    return;
+                };
+                let hits: &[bool] = match dictionary_index {
+                    Some(i) => {
+                        let i = i as usize;
+                        if by_dictionary.len() <= i {
+                            by_dictionary.resize(i + 1, None);
+                        }
+                        by_dictionary[i].get_or_insert_with(|| {
+                            let mut h = vec![false; matcher.len()];
+                            matcher.eval_value(text, scratch, &mut h);
+                            h
+                        })
+                    }
+                    None => {
+                        value_hits.iter_mut().for_each(|h| *h = false);
+                        matcher.eval_value(text, scratch, &mut value_hits);
+                        &value_hits
+                    }
+                };
+                for (k, &hit) in hits.iter().enumerate() {
+                    out[k][row] |= hit;
+                }
+            },
+        )?;
+        if let Some(p) = problem {
+            return Err(p);
+        }
+        for (&id, column_bits) in column.text.iter().zip(out) {
+            bits[id] = Some(BooleanBuffer::from(column_bits));
+        }
+        Ok(())
     }
 }
 
