@@ -52,6 +52,9 @@ pub struct TextMatcher {
     analyzer: Analyzer,
     leaves: Vec<TextLeaf>,
     searcher: Option<AhoCorasick>,
+    /// With the pattern analyzer and more anchors than the packed searcher takes: every
+    /// token of the value looked up in a table of the anchors instead.
+    table: Option<TokenTable>,
     /// For each anchor pattern, the leaves it anchors.
     anchored: Vec<Vec<usize>>,
     wildcards: Vec<usize>,
@@ -133,14 +136,20 @@ impl TextMatcher {
             Some(
                 AhoCorasick::builder()
                     .match_kind(kind)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&anchors)
                     .map_err(|e| format!("cannot build the text automaton: {e}"))?,
             )
         };
+        let table = (analyzer == Analyzer::Pattern
+            && anchors.len() > PACKED_LIMIT
+            && anchors.iter().all(|a| a.len() < MAX_TABLE_TOKEN))
+        .then(|| TokenTable::new(&anchors));
         Ok(TextMatcher {
             analyzer,
             leaves,
-            searcher,
+            searcher: if table.is_some() { None } else { searcher },
+            table,
             anchored,
             wildcards,
         })
@@ -158,14 +167,19 @@ impl TextMatcher {
     pub fn eval_value(&self, value: &str, scratch: &mut Scratch, out: &mut [bool]) {
         let bytes = value.as_bytes();
         scratch.lower.clear();
-        scratch
-            .lower
-            .extend(bytes.iter().map(u8::to_ascii_lowercase));
+        if self.table.is_none() || !self.wildcards.is_empty() {
+            scratch
+                .lower
+                .extend(bytes.iter().map(u8::to_ascii_lowercase));
+        }
         scratch.candidates.clear();
         scratch.candidates.resize(self.leaves.len(), false);
         let lower = scratch.lower.as_slice();
         match self.analyzer {
-            Analyzer::Pattern => self.pattern_value(lower, out),
+            Analyzer::Pattern => match &self.table {
+                Some(table) => self.pattern_tokens(table, bytes, out),
+                None => self.pattern_value(lower, out),
+            },
             Analyzer::Standard => {
                 if value.is_ascii() {
                     if let Some(searcher) = &self.searcher {
@@ -210,23 +224,114 @@ impl TextMatcher {
             if (m.start() > 0 && token_byte(m.start() - 1)) || token_byte(m.end()) {
                 continue;
             }
-            for &leaf in &self.anchored[m.pattern().as_usize()] {
-                if out[leaf] {
-                    continue;
-                }
-                out[leaf] = match &self.leaves[leaf].kind {
-                    Kind::AnyToken => true,
-                    Kind::Phrase { tokens, anchor } => {
-                        phrase_around(lower, m.start(), m.end(), tokens, *anchor)
-                    }
-                    Kind::Never | Kind::Wildcard { .. } => false,
-                };
+            self.anchor_found(m.pattern().as_usize(), lower, m.start(), m.end(), out);
+        }
+    }
+
+    /// Every token of `bytes` looked up among the anchors.
+    fn pattern_tokens(&self, table: &TokenTable, bytes: &[u8], out: &mut [bool]) {
+        let mut lowered = [0u8; MAX_TABLE_TOKEN];
+        let mut i = 0;
+        let n = bytes.len();
+        while i < n {
+            while i < n && !is_pattern_token_byte(bytes[i]) {
+                i += 1;
             }
+            let start = i;
+            while i < n && is_pattern_token_byte(bytes[i]) {
+                i += 1;
+            }
+            let len = i - start;
+            if len == 0 || len >= MAX_TABLE_TOKEN || table.lengths & (1u128 << len) == 0 {
+                continue;
+            }
+            for (l, b) in lowered.iter_mut().zip(&bytes[start..i]) {
+                *l = b.to_ascii_lowercase();
+            }
+            if let Some(&anchor) = table.ids.get(&lowered[..len]) {
+                self.anchor_found(anchor as usize, bytes, start, i, out);
+            }
+        }
+    }
+
+    /// Anchor `anchor` is the whole token at `start..end` of `text` (original or lowercased).
+    fn anchor_found(&self, anchor: usize, text: &[u8], start: usize, end: usize, out: &mut [bool]) {
+        for &leaf in &self.anchored[anchor] {
+            if out[leaf] {
+                continue;
+            }
+            out[leaf] = match &self.leaves[leaf].kind {
+                Kind::AnyToken => true,
+                Kind::Phrase { tokens, anchor } => phrase_around(text, start, end, tokens, *anchor),
+                Kind::Never | Kind::Wildcard { .. } => false,
+            };
         }
     }
 }
 
-/// Whether the tokens before and after the token at `start..end` are the rest of the phrase.
+/// Above this many anchors the automaton has no packed (Teddy) searcher and a table of
+/// tokens is faster (measured with the 589 PowerShell versions: `cargo bench --bench hunt`).
+const PACKED_LIMIT: usize = 64;
+
+/// The table takes anchors shorter than this (a matcher with a longer one keeps the
+/// automaton).
+const MAX_TABLE_TOKEN: usize = 128;
+
+/// The anchors of a pattern-analyzer matcher as a hash table of tokens.
+#[derive(Debug)]
+struct TokenTable {
+    ids: std::collections::HashMap<Box<[u8]>, u32, FastHash>,
+    /// Bit `n` set when some anchor is `n` bytes long.
+    lengths: u128,
+}
+
+impl TokenTable {
+    fn new(anchors: &[String]) -> TokenTable {
+        let mut ids = std::collections::HashMap::with_hasher(FastHash);
+        let mut lengths = 0u128;
+        for (i, a) in anchors.iter().enumerate() {
+            if a.len() < MAX_TABLE_TOKEN {
+                ids.insert(a.as_bytes().into(), i as u32);
+                lengths |= 1u128 << a.len();
+            }
+        }
+        TokenTable { ids, lengths }
+    }
+}
+
+/// A multiply-rotate hash (the Fx hash of rustc) for short tokens: the table is built from
+/// rule text, not input, so flooding is not a concern.
+#[derive(Debug, Clone, Copy, Default)]
+struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Whether the tokens before and after the token at `start..end` are the rest of the phrase
+/// (`lower` may be the original text: tokens compare ignoring ASCII case).
 fn phrase_around(lower: &[u8], start: usize, end: usize, tokens: &[String], anchor: usize) -> bool {
     let is_token = |b: u8| is_pattern_token_byte(b);
     let mut pos = start;
@@ -239,7 +344,7 @@ fn phrase_around(lower: &[u8], start: usize, end: usize, tokens: &[String], anch
         while p > 0 && is_token(lower[p - 1]) {
             p -= 1;
         }
-        if p == token_end || &lower[p..token_end] != want.as_bytes() {
+        if p == token_end || !lower[p..token_end].eq_ignore_ascii_case(want.as_bytes()) {
             return false;
         }
         pos = p;
@@ -254,7 +359,7 @@ fn phrase_around(lower: &[u8], start: usize, end: usize, tokens: &[String], anch
         while p < lower.len() && is_token(lower[p]) {
             p += 1;
         }
-        if p == token_start || &lower[token_start..p] != want.as_bytes() {
+        if p == token_start || !lower[token_start..p].eq_ignore_ascii_case(want.as_bytes()) {
             return false;
         }
         pos = p;
@@ -274,7 +379,17 @@ mod tests {
         }
     }
 
+    /// Checks the matcher against the reference, as given and with 80 more leaves (which
+    /// turns the pattern analyzer's automaton into a token table).
     fn check(analyzer: Analyzer, values: &[&str], texts: &[&str]) {
+        check_leaves(analyzer, values, texts);
+        let fillers: Vec<String> = (0..80).map(|i| format!("filler{i}")).collect();
+        let mut more: Vec<&str> = values.to_vec();
+        more.extend(fillers.iter().map(String::as_str));
+        check_leaves(analyzer, &more, texts);
+    }
+
+    fn check_leaves(analyzer: Analyzer, values: &[&str], texts: &[&str]) {
         let lits: Vec<Literal> = values.iter().map(|v| literal(v)).collect();
         let m = TextMatcher::new(analyzer, &lits).expect("matcher");
         let mut scratch = Scratch::default();
