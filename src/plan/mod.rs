@@ -45,8 +45,43 @@ pub enum Test {
     /// Any other KQL leaf (`Is`, `Exists` or `Range` on the column), tested as the reference
     /// evaluator tests it.
     Kql(Query),
-    /// A single-field Query-DSL query, tested as the reference evaluator tests it.
+    /// A Query-DSL `wildcard` on a keyword column, its pattern parsed once (lowercased when
+    /// `case_insensitive`, as [`dsl::wildcard_matches`] does).
+    Wildcard {
+        pattern: Vec<WildToken>,
+        case_insensitive: bool,
+    },
+    /// Any other single-field Query-DSL query, tested as the reference evaluator tests it.
     Dsl(DslQuery),
+}
+
+/// One value in the forms tests compare it in, each made on first use and shared by all
+/// the leaves of a column.
+pub struct ValueForms<'v> {
+    value: &'v str,
+    chars: Option<Vec<char>>,
+    lower_chars: Option<Vec<char>>,
+}
+
+impl<'v> ValueForms<'v> {
+    pub fn new(value: &'v str) -> ValueForms<'v> {
+        ValueForms {
+            value,
+            chars: None,
+            lower_chars: None,
+        }
+    }
+
+    fn chars(&mut self) -> &[char] {
+        self.chars
+            .get_or_insert_with(|| self.value.chars().collect())
+    }
+
+    fn lower_chars(&mut self) -> &[char] {
+        let value = self.value;
+        self.lower_chars
+            .get_or_insert_with(|| value.to_lowercase().chars().collect())
+    }
 }
 
 /// One column and one test of a value of it.
@@ -62,7 +97,23 @@ impl Leaf {
     /// Whether one value of the column passes the test (for [`Test::Text`] too, through the
     /// reference analyzer: the matcher's fallback and its oracle).
     pub fn matches_value(&self, value: &str, types: &FieldTypes) -> bool {
+        self.matches_forms(&mut ValueForms::new(value), types)
+    }
+
+    /// [`Leaf::matches_value`] on a value whose forms other leaves may already have made.
+    pub fn matches_forms(&self, forms: &mut ValueForms, types: &FieldTypes) -> bool {
+        let value = forms.value;
         match &self.test {
+            Test::Wildcard {
+                pattern,
+                case_insensitive,
+            } => {
+                forms.chars().len() <= KEYWORD_IGNORE_ABOVE
+                    && match case_insensitive {
+                        true => dsl::glob(pattern, forms.lower_chars()),
+                        false => dsl::glob(pattern, forms.chars()),
+                    }
+            }
             Test::KeywordEq(want) => value == want && value.chars().count() <= KEYWORD_IGNORE_ABOVE,
             Test::Text { analyzer, value: v } => {
                 eval::text_matches(*analyzer, &[value.to_string()], v)
@@ -389,7 +440,24 @@ impl Builder<'_> {
                     return Expr::False;
                 }
                 let label = format!("{field} ({})", dsl_kind(single));
-                self.leaf(&field, Test::Dsl(single.clone()), label)
+                let test = match single {
+                    DslQuery::Wildcard {
+                        pattern,
+                        case_insensitive,
+                        ..
+                    } if !matches!(self.types.type_of(&field), FieldType::Text(_)) => {
+                        let pattern = match case_insensitive {
+                            true => pattern.to_lowercase(),
+                            false => pattern.clone(),
+                        };
+                        Test::Wildcard {
+                            pattern: dsl::parse_wildcard(&pattern),
+                            case_insensitive: *case_insensitive,
+                        }
+                    }
+                    other => Test::Dsl(other.clone()),
+                };
+                self.leaf(&field, test, label)
             }
         }
     }

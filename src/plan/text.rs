@@ -60,6 +60,46 @@ pub struct TextMatcher {
     wildcards: Vec<usize>,
 }
 
+/// The leaves a value matched: a set of leaf numbers that clears in time proportional to
+/// its size, not to the number of leaves.
+#[derive(Debug, Clone, Default)]
+pub struct Hits {
+    flags: Vec<bool>,
+    list: Vec<usize>,
+}
+
+impl Hits {
+    pub fn new(leaves: usize) -> Hits {
+        Hits {
+            flags: vec![false; leaves],
+            list: Vec::new(),
+        }
+    }
+
+    pub fn insert(&mut self, leaf: usize) {
+        if !self.flags[leaf] {
+            self.flags[leaf] = true;
+            self.list.push(leaf);
+        }
+    }
+
+    pub fn contains(&self, leaf: usize) -> bool {
+        self.flags[leaf]
+    }
+
+    /// The leaves, in the order they were found.
+    pub fn leaves(&self) -> &[usize] {
+        &self.list
+    }
+
+    pub fn clear(&mut self) {
+        for &l in &self.list {
+            self.flags[l] = false;
+        }
+        self.list.clear();
+    }
+}
+
 /// Per-thread buffers of a matcher.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -163,8 +203,8 @@ impl TextMatcher {
         self.leaves.is_empty()
     }
 
-    /// Sets `out[i]` for every leaf `i` that matches `value` (never clears).
-    pub fn eval_value(&self, value: &str, scratch: &mut Scratch, out: &mut [bool]) {
+    /// Adds every leaf that matches `value` to `out` (never removes).
+    pub fn eval_value(&self, value: &str, scratch: &mut Scratch, out: &mut Hits) {
         let bytes = value.as_bytes();
         scratch.lower.clear();
         if self.table.is_none() || !self.wildcards.is_empty() {
@@ -209,13 +249,17 @@ impl TextMatcher {
         }
         let tokens = vec![self.analyzer.tokens(value)];
         for (i, leaf) in self.leaves.iter().enumerate() {
-            if scratch.candidates[i] && !out[i] && !matches!(leaf.kind, Kind::Never) {
-                out[i] = eval::tokens_match(&tokens, self.analyzer, &leaf.value);
+            if scratch.candidates[i]
+                && !out.contains(i)
+                && !matches!(leaf.kind, Kind::Never)
+                && eval::tokens_match(&tokens, self.analyzer, &leaf.value)
+            {
+                out.insert(i);
             }
         }
     }
 
-    fn pattern_value(&self, lower: &[u8], out: &mut [bool]) {
+    fn pattern_value(&self, lower: &[u8], out: &mut Hits) {
         let Some(searcher) = &self.searcher else {
             return;
         };
@@ -229,7 +273,7 @@ impl TextMatcher {
     }
 
     /// Every token of `bytes` looked up among the anchors.
-    fn pattern_tokens(&self, table: &TokenTable, bytes: &[u8], out: &mut [bool]) {
+    fn pattern_tokens(&self, table: &TokenTable, bytes: &[u8], out: &mut Hits) {
         let mut lowered = [0u8; MAX_TABLE_TOKEN];
         let mut i = 0;
         let n = bytes.len();
@@ -255,16 +299,19 @@ impl TextMatcher {
     }
 
     /// Anchor `anchor` is the whole token at `start..end` of `text` (original or lowercased).
-    fn anchor_found(&self, anchor: usize, text: &[u8], start: usize, end: usize, out: &mut [bool]) {
+    fn anchor_found(&self, anchor: usize, text: &[u8], start: usize, end: usize, out: &mut Hits) {
         for &leaf in &self.anchored[anchor] {
-            if out[leaf] {
+            if out.contains(leaf) {
                 continue;
             }
-            out[leaf] = match &self.leaves[leaf].kind {
+            let hit = match &self.leaves[leaf].kind {
                 Kind::AnyToken => true,
                 Kind::Phrase { tokens, anchor } => phrase_around(text, start, end, tokens, *anchor),
                 Kind::Never | Kind::Wildcard { .. } => false,
             };
+            if hit {
+                out.insert(leaf);
+            }
         }
     }
 }
@@ -394,11 +441,16 @@ mod tests {
         let m = TextMatcher::new(analyzer, &lits).expect("matcher");
         let mut scratch = Scratch::default();
         for text in texts {
-            let mut out = vec![false; lits.len()];
+            let mut out = Hits::new(lits.len());
             m.eval_value(text, &mut scratch, &mut out);
             for (i, lit) in lits.iter().enumerate() {
                 let want = eval::text_matches(analyzer, &[text.to_string()], lit);
-                assert_eq!(out[i], want, "{analyzer:?} {:?} on {text:?}", values[i]);
+                assert_eq!(
+                    out.contains(i),
+                    want,
+                    "{analyzer:?} {:?} on {text:?}",
+                    values[i]
+                );
             }
         }
     }

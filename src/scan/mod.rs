@@ -33,10 +33,10 @@ use parquet::file::statistics::Statistics;
 use crate::ingest::doc::format_float;
 use crate::ingest::format_micros;
 use crate::ingest::schema::{self, TIMESTAMP};
-use crate::plan::text::{Scratch, TextMatcher};
+use crate::plan::text::{Hits, Scratch, TextMatcher};
 
 pub mod pages;
-use crate::plan::{Expr, Leaf, Plan, Test};
+use crate::plan::{Expr, Leaf, Plan, Test, ValueForms};
 
 /// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`.
 pub const TRIAGE_FIELDS: &[&str] = &[
@@ -343,11 +343,15 @@ impl<'a> Scanner<'a> {
             .collect();
         if !late_leaves.is_empty() {
             let mut undecided = BooleanBuffer::new_unset(rows);
+            let wanted = in_range.count_set_bits();
             for &v in &self.live {
                 let (t, f) = eval3(&self.plan.versions[v].expr, &bits, &late_leaves, rows);
-                undecided = &undecided | &!&(&t | &f);
+                undecided = &undecided | &(&!&(&t | &f) & &in_range);
+                // Every row in range needs the late columns already: no version can add one.
+                if undecided.count_set_bits() == wanted {
+                    break;
+                }
             }
-            let undecided = &undecided & &in_range;
             let needed: Vec<usize> = undecided.set_indices().collect();
             if !needed.is_empty() {
                 // Text-only columns are matched on their pages where the layout allows;
@@ -465,9 +469,10 @@ impl<'a> Scanner<'a> {
             let results = match memo.get(value) {
                 Some(r) => r,
                 None => {
+                    let mut forms = ValueForms::new(value);
                     let r = leaves
                         .iter()
-                        .map(|l| l.matches_value(value, types))
+                        .map(|l| l.matches_forms(&mut forms, types))
                         .collect();
                     memo.entry(value.to_string()).or_insert(r)
                 }
@@ -494,13 +499,13 @@ impl<'a> Scanner<'a> {
             return;
         };
         let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; matcher.len()];
-        let mut value_hits = vec![false; matcher.len()];
+        let mut value_hits = Hits::new(matcher.len());
         for_each_value(array, &mut |pos, value| {
             let row = rows_of.map_or(pos, |m| m[pos]);
-            value_hits.iter_mut().for_each(|h| *h = false);
+            value_hits.clear();
             matcher.eval_value(value, scratch, &mut value_hits);
-            for (i, &hit) in value_hits.iter().enumerate() {
-                out[i][row] |= hit;
+            for &leaf in value_hits.leaves() {
+                out[leaf][row] = true;
             }
         });
         for (&id, column_bits) in column.text.iter().zip(out) {
@@ -526,8 +531,8 @@ impl<'a> Scanner<'a> {
         };
         let rows = needed.len();
         let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; matcher.len()];
-        let mut value_hits = vec![false; matcher.len()];
-        let mut by_dictionary: Vec<Option<Vec<bool>>> = Vec::new();
+        let mut value_hits = Hits::new(matcher.len());
+        let mut by_dictionary: Vec<Option<Vec<usize>>> = Vec::new();
         let mut problem: Option<String> = None;
         pages::for_each_value(
             &part.data,
@@ -546,26 +551,26 @@ impl<'a> Scanner<'a> {
                     problem = Some(format!("{}: row {row} is not UTF-8", column.name));
                     return;
                 };
-                let hits: &[bool] = match dictionary_index {
+                let hits: &[usize] = match dictionary_index {
                     Some(i) => {
                         let i = i as usize;
                         if by_dictionary.len() <= i {
                             by_dictionary.resize(i + 1, None);
                         }
                         by_dictionary[i].get_or_insert_with(|| {
-                            let mut h = vec![false; matcher.len()];
-                            matcher.eval_value(text, scratch, &mut h);
-                            h
+                            value_hits.clear();
+                            matcher.eval_value(text, scratch, &mut value_hits);
+                            value_hits.leaves().to_vec()
                         })
                     }
                     None => {
-                        value_hits.iter_mut().for_each(|h| *h = false);
+                        value_hits.clear();
                         matcher.eval_value(text, scratch, &mut value_hits);
-                        &value_hits
+                        value_hits.leaves()
                     }
                 };
-                for (k, &hit) in hits.iter().enumerate() {
-                    out[k][row] |= hit;
+                for &leaf in hits {
+                    out[leaf][row] = true;
                 }
             },
         )?;
