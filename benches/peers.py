@@ -50,28 +50,40 @@ def glob(dataset):
     return f"{dataset}/date=*/*.parquet"
 
 
+def sql_where(version, list_contains, regex_match, contains, path_like):
+    """The WHERE clauses of the rule in SQL, given each engine's spelling of the functions."""
+    names = V2_NAMES if version == 2 else V320_NAMES
+    where = [
+        f"{list_contains}(\"event.category\", 'process')",
+        f"{regex_match}(\"{TEXT}\", '{token_regex(names)}')",
+    ]
+    if version == 320:
+        where.append("\"host.os.type\" = 'windows'")
+        for group in V320_EXCLUDED:
+            both = " AND ".join(
+                contains(f"lower(\"{TEXT}\")", p.lower().replace(chr(39), chr(39) * 2))
+                for p in group
+            )
+            where.append(f"NOT coalesce({both}, false)")
+        where.append(f"NOT coalesce(\"file.directory\" = '{V320_DIRECTORY}', false)")
+        where.append(f"NOT coalesce(lower(\"file.path\") LIKE {path_like}, false)")
+    return " AND ".join(where)
+
+
 def run_duckdb(dataset, version, threads):
     import duckdb
 
     con = duckdb.connect()
     if threads:
         con.execute(f"PRAGMA threads={threads}")
-    names = V2_NAMES if version == 2 else V320_NAMES
-    where = [
-        "list_contains(\"event.category\", 'process')",
-        f"regexp_matches(\"{TEXT}\", '{token_regex(names)}')",
-    ]
-    if version == 320:
-        where.append("\"host.os.type\" = 'windows'")
-        for group in V320_EXCLUDED:
-            both = " AND ".join(
-                f"contains(lower(\"{TEXT}\"), '{p.lower().replace(chr(39), chr(39) * 2)}')"
-                for p in group
-            )
-            where.append(f"NOT coalesce({both}, false)")
-        where.append(f"NOT coalesce(\"file.directory\" = '{V320_DIRECTORY}', false)")
-        where.append(f"NOT coalesce(lower(\"file.path\") LIKE '{V320_PATH_LIKE}' ESCAPE '!', false)")
-    sql = f"SELECT count(*) FROM read_parquet('{glob(dataset)}', hive_partitioning = false, union_by_name = true) WHERE " + " AND ".join(where)
+    where = sql_where(
+        version,
+        "list_contains",
+        "regexp_matches",
+        lambda text, p: f"contains({text}, '{p}')",
+        f"'{V320_PATH_LIKE}' ESCAPE '!'",
+    )
+    sql = f"SELECT count(*) FROM read_parquet('{glob(dataset)}', hive_partitioning = false, union_by_name = true) WHERE {where}"
     return con.execute(sql).fetchone()[0]
 
 
@@ -112,24 +124,16 @@ def run_datafusion(dataset, version, threads):
         config = config.with_target_partitions(threads)
     ctx = datafusion.SessionContext(config)
     ctx.register_parquet("events", f"{dataset}/", file_extension=".parquet")
-    names = V2_NAMES if version == 2 else V320_NAMES
-    where = [
-        "array_has(\"event.category\", 'process')",
-        f"regexp_like(\"{TEXT}\", '{token_regex(names)}')",
-    ]
-    if version == 320:
-        where.append("\"host.os.type\" = 'windows'")
-        for group in V320_EXCLUDED:
-            both = " AND ".join(
-                f"strpos(lower(\"{TEXT}\"), '{p.lower().replace(chr(39), chr(39) * 2)}') > 0"
-                for p in group
-            )
-            where.append(f"NOT coalesce({both}, false)")
-        where.append(f"NOT coalesce(\"file.directory\" = '{V320_DIRECTORY}', false)")
-        # DataFusion's LIKE escapes with a backslash: the path's own backslashes are doubled.
-        like = V320_PATH_LIKE.replace("\\", "\\\\")
-        where.append(f"NOT coalesce(lower(\"file.path\") LIKE '{like}', false)")
-    sql = "SELECT count(*) AS n FROM events WHERE " + " AND ".join(where)
+    # DataFusion's LIKE escapes with a backslash: the path's own backslashes are doubled.
+    like = V320_PATH_LIKE.replace("\\", "\\\\")
+    where = sql_where(
+        version,
+        "array_has",
+        "regexp_like",
+        lambda text, p: f"strpos({text}, '{p}') > 0",
+        f"'{like}'",
+    )
+    sql = f"SELECT count(*) AS n FROM events WHERE {where}"
     return ctx.sql(sql).to_pydict()["n"][0]
 
 

@@ -418,12 +418,7 @@ impl Builder<'_> {
                 must_not,
                 minimum_should_match,
             } => {
-                let needed =
-                    minimum_should_match.unwrap_or(if must.is_empty() && !should.is_empty() {
-                        1
-                    } else {
-                        0
-                    });
+                let needed = dsl::should_needed(must.len(), should.len(), *minimum_should_match);
                 let mut all: Vec<Expr> = must.iter().map(|m| self.dsl(m)).collect();
                 all.extend(must_not.iter().map(|m| not(self.dsl(m))));
                 let should: Vec<Expr> = should.iter().map(|s| self.dsl(s)).collect();

@@ -271,6 +271,12 @@ fn scalar_text(v: &Value) -> String {
     }
 }
 
+/// How many `should` clauses of a `bool` query must match: `minimum_should_match`, or one
+/// when the query has only `should` clauses, else none.
+pub fn should_needed(must: usize, should: usize, minimum_should_match: Option<usize>) -> usize {
+    minimum_should_match.unwrap_or(if must == 0 && should > 0 { 1 } else { 0 })
+}
+
 /// Elasticsearch's wildcard syntax: `*` any run, `?` one character, `\` escapes.
 pub fn wildcard_matches(pattern: &str, text: &str, case_insensitive: bool) -> bool {
     let lower = |s: &str| {

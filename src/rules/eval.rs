@@ -437,11 +437,7 @@ fn dsl_matches(q: &DslQuery, doc: &Document, types: &FieldTypes) -> bool {
             minimum_should_match,
         } => {
             let should_hits = should.iter().filter(|s| dsl_matches(s, doc, types)).count();
-            let needed = minimum_should_match.unwrap_or(if must.is_empty() && !should.is_empty() {
-                1
-            } else {
-                0
-            });
+            let needed = dsl::should_needed(must.len(), should.len(), *minimum_should_match);
             must.iter().all(|m| dsl_matches(m, doc, types))
                 && !must_not.iter().any(|m| dsl_matches(m, doc, types))
                 && should_hits >= needed
