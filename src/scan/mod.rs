@@ -243,8 +243,9 @@ struct ColumnPlan {
 pub struct Scanner<'a> {
     plan: &'a Plan,
     columns: Vec<ColumnPlan>,
-    /// Versions that can fire.
-    live: Vec<usize>,
+    /// Versions that can fire, grouped by identical programs (consecutive versions of a
+    /// rule often leave the query unchanged): each group is evaluated once.
+    live: Vec<Vec<usize>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -277,9 +278,19 @@ impl<'a> Scanner<'a> {
                 matcher,
             });
         }
-        let live = (0..plan.versions.len())
-            .filter(|&v| plan.versions[v].cannot_fire.is_none())
-            .collect();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut by_program: HashMap<String, usize> = HashMap::new();
+        for v in (0..plan.versions.len()).filter(|&v| plan.versions[v].cannot_fire.is_none()) {
+            let key = format!("{:?}", plan.versions[v].expr);
+            match by_program.get(&key) {
+                Some(&g) => groups[g].push(v),
+                None => {
+                    by_program.insert(key, groups.len());
+                    groups.push(vec![v]);
+                }
+            }
+        }
+        let live = groups;
         Ok(Scanner {
             plan,
             columns,
@@ -344,8 +355,13 @@ impl<'a> Scanner<'a> {
         if !late_leaves.is_empty() {
             let mut undecided = BooleanBuffer::new_unset(rows);
             let wanted = in_range.count_set_bits();
-            for &v in &self.live {
-                let (t, f) = eval3(&self.plan.versions[v].expr, &bits, &late_leaves, rows);
+            for group in &self.live {
+                let (t, f) = eval3(
+                    &self.plan.versions[group[0]].expr,
+                    &bits,
+                    &late_leaves,
+                    rows,
+                );
                 undecided = &undecided | &(&!&(&t | &f) & &in_range);
                 // Every row in range needs the late columns already: no version can add one.
                 if undecided.count_set_bits() == wanted {
@@ -398,13 +414,13 @@ impl<'a> Scanner<'a> {
             }
         }
         // Exact evaluation.
-        let mut hits_by_version = Vec::new();
+        let mut hits_by_group = Vec::new();
         let mut hit_rows = BTreeSet::new();
-        for &v in &self.live {
-            let hits = &eval2(&self.plan.versions[v].expr, &bits, rows) & &in_range;
+        for group in &self.live {
+            let hits = &eval2(&self.plan.versions[group[0]].expr, &bits, rows) & &in_range;
             if hits.count_set_bits() > 0 {
                 hit_rows.extend(hits.set_indices());
-                hits_by_version.push((v, hits));
+                hits_by_group.push((group, hits));
             }
         }
         if hit_rows.is_empty() {
@@ -413,31 +429,37 @@ impl<'a> Scanner<'a> {
         let hit_rows: Vec<usize> = hit_rows.into_iter().collect();
         let selection = (hit_rows.len() < rows).then_some(hit_rows.as_slice());
         let triage = part.read(rg, TRIAGE_FIELDS, selection)?;
-        let position: HashMap<usize, usize> =
-            hit_rows.iter().enumerate().map(|(i, &r)| (r, i)).collect();
-        let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
-        let mut out = Vec::new();
-        for (v, hits) in hits_by_version {
-            let version = &self.plan.versions[v];
-            for r in hits.set_indices() {
-                let at = position[&r];
+        let fields_of_row: HashMap<usize, Vec<Option<String>>> = hit_rows
+            .iter()
+            .enumerate()
+            .map(|(at, &r)| {
                 let fields = TRIAGE_FIELDS
                     .iter()
                     .map(|f| triage.get(*f).and_then(|a| first_text(a.as_ref(), at)))
                     .collect();
-                let matched = version
-                    .positive
-                    .iter()
-                    .filter(|&&id| bits[id].as_ref().is_some_and(|b| b.value(r)))
-                    .map(|&id| self.plan.leaves[id].label.clone())
-                    .collect();
-                out.push(RowHit {
-                    version: v,
-                    row: first_row + r as u64,
-                    timestamp_us: timestamps.value(r),
-                    fields,
-                    matched,
-                });
+                (r, fields)
+            })
+            .collect();
+        let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
+        let mut out = Vec::new();
+        for (group, hits) in hits_by_group {
+            for &v in group {
+                let version = &self.plan.versions[v];
+                for r in hits.set_indices() {
+                    let matched = version
+                        .positive
+                        .iter()
+                        .filter(|&&id| bits[id].as_ref().is_some_and(|b| b.value(r)))
+                        .map(|&id| self.plan.leaves[id].label.clone())
+                        .collect();
+                    out.push(RowHit {
+                        version: v,
+                        row: first_row + r as u64,
+                        timestamp_us: timestamps.value(r),
+                        fields: fields_of_row.get(&r).cloned().unwrap_or_default(),
+                        matched,
+                    });
+                }
             }
         }
         Ok(out)
