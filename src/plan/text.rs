@@ -278,22 +278,29 @@ impl TextMatcher {
         let mut i = 0;
         let n = bytes.len();
         while i < n {
-            while i < n && !is_pattern_token_byte(bytes[i]) {
+            while i < n && TOKEN_LOWER[bytes[i] as usize] == 0 {
                 i += 1;
             }
+            // The token lowercased and hashed as it is read.
             let start = i;
-            while i < n && is_pattern_token_byte(bytes[i]) {
+            let mut hash = 0u64;
+            while i < n {
+                let c = TOKEN_LOWER[bytes[i] as usize];
+                if c == 0 {
+                    break;
+                }
+                if i - start < MAX_TABLE_TOKEN {
+                    lowered[i - start] = c;
+                }
+                hash = fx_step(hash, c);
                 i += 1;
             }
             let len = i - start;
             if len == 0 || len >= MAX_TABLE_TOKEN || table.lengths & (1u128 << len) == 0 {
                 continue;
             }
-            for (l, b) in lowered.iter_mut().zip(&bytes[start..i]) {
-                *l = b.to_ascii_lowercase();
-            }
-            if let Some(&anchor) = table.ids.get(&lowered[..len]) {
-                self.anchor_found(anchor as usize, bytes, start, i, out);
+            if let Some(anchor) = table.find(hash, &lowered[..len]) {
+                self.anchor_found(anchor, bytes, start, i, out);
             }
         }
     }
@@ -324,56 +331,72 @@ const PACKED_LIMIT: usize = 64;
 /// automaton).
 const MAX_TABLE_TOKEN: usize = 128;
 
-/// The anchors of a pattern-analyzer matcher as a hash table of tokens.
+/// For each byte: its lowercase form when it is a pattern-analyzer token byte, else 0.
+const TOKEN_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
+/// One byte of the Fx hash (rustc's multiply-rotate hash): the table is built from rule
+/// text, so hash flooding is not a concern.
+fn fx_step(hash: u64, byte: u8) -> u64 {
+    (hash.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+/// The anchors of a pattern-analyzer matcher as an open-addressing hash table of tokens.
 #[derive(Debug)]
 struct TokenTable {
-    ids: std::collections::HashMap<Box<[u8]>, u32, FastHash>,
+    /// Anchor number + 1 in each slot; 0 is empty.
+    slots: Vec<u32>,
+    anchors: Vec<(u64, Box<[u8]>)>,
     /// Bit `n` set when some anchor is `n` bytes long.
     lengths: u128,
 }
 
 impl TokenTable {
     fn new(anchors: &[String]) -> TokenTable {
-        let mut ids = std::collections::HashMap::with_hasher(FastHash);
-        let mut lengths = 0u128;
-        for (i, a) in anchors.iter().enumerate() {
-            if a.len() < MAX_TABLE_TOKEN {
-                ids.insert(a.as_bytes().into(), i as u32);
-                lengths |= 1u128 << a.len();
+        let size = (anchors.len() * 4).next_power_of_two();
+        let mut table = TokenTable {
+            slots: vec![0; size],
+            anchors: Vec::with_capacity(anchors.len()),
+            lengths: 0,
+        };
+        for a in anchors {
+            let hash = a.bytes().fold(0, fx_step);
+            let mut at = hash as usize & (size - 1);
+            while table.slots[at] != 0 {
+                at = (at + 1) & (size - 1);
             }
+            table.anchors.push((hash, a.as_bytes().into()));
+            table.slots[at] = table.anchors.len() as u32;
+            table.lengths |= 1u128 << a.len().min(127);
         }
-        TokenTable { ids, lengths }
+        table
     }
-}
 
-/// A multiply-rotate hash (the Fx hash of rustc) for short tokens: the table is built from
-/// rule text, not input, so flooding is not a concern.
-#[derive(Debug, Clone, Copy, Default)]
-struct FastHash;
-
-impl std::hash::BuildHasher for FastHash {
-    type Hasher = FxHasher;
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher(0)
-    }
-}
-
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+    /// The anchor equal to `token` (lowercase) whose hash is `hash`.
+    fn find(&self, hash: u64, token: &[u8]) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                return None;
+            }
+            let (h, anchor) = &self.anchors[slot as usize - 1];
+            if *h == hash && **anchor == *token {
+                return Some(slot as usize - 1);
+            }
+            at = (at + 1) & mask;
         }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
