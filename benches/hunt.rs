@@ -61,7 +61,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 /// The dataset `name`, generated unless a previous run left it complete.
-fn dataset(name: &str, events: u64, distinct: f64, codec: Codec) -> PathBuf {
+fn dataset(name: &str, events: u64, distinct: f64, codec: Codec, days: u32) -> PathBuf {
     let dir = repo(&format!("target/bench-hunt/{name}-{events}"));
     if dir.join("_quarry/dataset.json").is_file() {
         return dir;
@@ -73,7 +73,7 @@ fn dataset(name: &str, events: u64, distinct: f64, codec: Codec) -> PathBuf {
         events: Some(events),
         seed: 20_240_301,
         distinct,
-        days: 30,
+        days,
         hosts: 500,
         users: 200,
         ..Default::default()
@@ -286,7 +286,7 @@ fn main() {
     );
     for (name, distinct) in [("distinct", 1.0), ("fleet", 0.02)] {
         for (codec_name, codec) in [("zstd", Codec::Zstd(3)), ("lz4_raw", Codec::Lz4Raw)] {
-            let data = dataset(&format!("{name}-{codec_name}"), events, distinct, codec);
+            let data = dataset(&format!("{name}-{codec_name}"), events, distinct, codec, 30);
             let units = units(&data);
             let (l, text_bytes) = best(rounds, || decompress_only(&units));
             let (a, rows) = best(rounds, || decode_to_arrow(&units));
@@ -377,4 +377,28 @@ fn main() {
             }
         }
     }
+    // A one-day range of a 90-day dataset against the full scan (the fleet, zstd).
+    let data = dataset("fleet-90-days-zstd", events, 0.02, Codec::Zstd(3), 90);
+    let seed = vec![repo("datasets/rules")];
+    let run = |range: TimeRange| {
+        let opts = HuntOptions {
+            range,
+            ..hunt_opts(seed.clone(), &data, vec![format!("{SEED_RULE}@320")])
+        };
+        hunt(&opts, &NoProgress, &AtomicBool::new(false)).expect("hunt")
+    };
+    let (full, all) = best(rounds, || run(TimeRange::default()));
+    let day = 1_709_251_200_000_000 + 45 * 86_400_000_000; // 2024-04-15, day 46 of 90
+    let one_day = TimeRange {
+        from_us: Some(day),
+        to_us: Some(day + 86_400_000_000),
+    };
+    let (part, some) = best(rounds, || run(one_day));
+    println!(
+        "\nfleet, 90 days / zstd: Q1 over all days {full:.3}s ({} hits), over one day {part:.3}s ({} hits, {} row groups pruned): {:.3} of the full scan",
+        all.hits.len(),
+        some.hits.len(),
+        some.units_pruned,
+        part / full
+    );
 }
