@@ -166,7 +166,12 @@ impl TextMatcher {
                 kind,
             });
         }
-        let searcher = if anchors.is_empty() {
+        let table = (analyzer == Analyzer::Pattern
+            && anchors.len() > PACKED_LIMIT
+            && anchors.iter().all(|a| a.len() < MAX_TABLE_TOKEN))
+        .then(|| TokenTable::new(&anchors));
+        // The automaton only where the table does not take the anchors.
+        let searcher = if anchors.is_empty() || table.is_some() {
             None
         } else {
             let kind = match analyzer {
@@ -181,14 +186,10 @@ impl TextMatcher {
                     .map_err(|e| format!("cannot build the text automaton: {e}"))?,
             )
         };
-        let table = (analyzer == Analyzer::Pattern
-            && anchors.len() > PACKED_LIMIT
-            && anchors.iter().all(|a| a.len() < MAX_TABLE_TOKEN))
-        .then(|| TokenTable::new(&anchors));
         Ok(TextMatcher {
             analyzer,
             leaves,
-            searcher: if table.is_some() { None } else { searcher },
+            searcher,
             table,
             anchored,
             wildcards,

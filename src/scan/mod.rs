@@ -13,7 +13,7 @@
 //! Files are memory-mapped once and shared by the units of every thread.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -34,9 +34,9 @@ use crate::ingest::doc::format_float;
 use crate::ingest::format_micros;
 use crate::ingest::schema::{self, TIMESTAMP};
 use crate::plan::text::{Hits, Scratch, TextMatcher};
+use crate::plan::{Expr, Leaf, Plan, Test, ValueForms};
 
 pub mod pages;
-use crate::plan::{Expr, Leaf, Plan, Test, ValueForms};
 
 /// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`.
 pub const TRIAGE_FIELDS: &[&str] = &[
@@ -54,7 +54,6 @@ pub const TRIAGE_FIELDS: &[&str] = &[
 pub struct Part {
     /// Path relative to the dataset root, as hits refer to it.
     pub rel: String,
-    pub path: PathBuf,
     data: Bytes,
     meta: ArrowReaderMetadata,
 }
@@ -73,7 +72,6 @@ impl Part {
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
         Ok(Part {
             rel: rel.to_string(),
-            path,
             data,
             meta,
         })
@@ -105,21 +103,20 @@ impl Part {
     pub fn all_null_columns(&self) -> BTreeSet<String> {
         let md = self.meta.metadata();
         let descr = md.file_metadata().schema_descr();
-        let mut nulls: HashMap<String, (u64, bool)> = HashMap::new();
+        let mut all_null: HashMap<String, bool> = HashMap::new();
         for rg in md.row_groups() {
             for (i, col) in rg.columns().iter().enumerate() {
                 let name = descr.column(i).path().parts()[0].clone();
-                let all_null = col
+                let null_here = col
                     .statistics()
                     .and_then(Statistics::null_count_opt)
                     .is_some_and(|n| n >= rg.num_rows() as u64 && rg.num_rows() > 0);
-                let e = nulls.entry(name).or_insert((0, true));
-                e.1 &= all_null;
+                *all_null.entry(name).or_insert(true) &= null_here;
             }
         }
-        nulls
+        all_null
             .into_iter()
-            .filter(|(_, (_, all))| *all)
+            .filter(|(_, all)| *all)
             .map(|(n, _)| n)
             .collect()
     }
