@@ -519,7 +519,9 @@ fn properties(
     for field in schema.fields() {
         if schema::is_big_text(field.name()) && field.data_type() == &DataType::Utf8 {
             let path = ColumnPath::new(vec![field.name().clone()]);
-            props = props.set_column_statistics_enabled(path, EnabledStatistics::Chunk);
+            props = props
+                .set_column_statistics_enabled(path.clone(), EnabledStatistics::Chunk)
+                .set_column_dictionary_page_size_limit(path, layout.row_group_bytes.max(1));
         }
     }
     Ok(props.build())

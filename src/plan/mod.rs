@@ -45,8 +45,8 @@ pub enum Test {
     /// Any other KQL leaf (`Is`, `Exists` or `Range` on the column), tested as the reference
     /// evaluator tests it.
     Kql(Query),
-    /// A Query-DSL `wildcard` on a keyword column, its pattern parsed once (lowercased when
-    /// `case_insensitive`, as [`dsl::wildcard_matches`] does).
+    /// A KQL value with `*` or a Query-DSL `wildcard` on a keyword column, its pattern parsed
+    /// once (lowercased when `case_insensitive`, as [`dsl::wildcard_matches`] does).
     Wildcard {
         pattern: Vec<WildToken>,
         case_insensitive: bool,
@@ -389,6 +389,15 @@ impl Builder<'_> {
             FieldType::Keyword if !value.has_wildcard() => {
                 self.leaf(column, Test::KeywordEq(value.display()), label)
             }
+            // As the reference tests it: the literal as a case-sensitive pattern.
+            FieldType::Keyword => self.leaf(
+                column,
+                Test::Wildcard {
+                    pattern: eval::literal_tokens(value, false),
+                    case_insensitive: false,
+                },
+                label,
+            ),
             _ => {
                 let query = Query::Is {
                     field: Some(Literal::text(column, false)),

@@ -130,7 +130,7 @@ fn wild_tokens(text: &str, lower: bool) -> Vec<WildToken> {
 }
 
 /// A KQL literal as a glob: its `*` are wildcards, every other character (`?` too) literal.
-fn literal_tokens(lit: &Literal, lower: bool) -> Vec<WildToken> {
+pub fn literal_tokens(lit: &Literal, lower: bool) -> Vec<WildToken> {
     let mut out = Vec::new();
     for c in &lit.chunks {
         match c {

@@ -36,7 +36,10 @@ use crate::ingest::schema::{self, TIMESTAMP};
 use crate::plan::text::{Hits, Scratch, TextMatcher};
 use crate::plan::{Expr, Leaf, Plan, Test, ValueForms};
 
+pub mod memo;
 pub mod pages;
+
+use memo::{TextMemo, ValueKey};
 
 /// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`.
 pub const TRIAGE_FIELDS: &[&str] = &[
@@ -232,6 +235,8 @@ struct ColumnPlan {
     /// Leaves of analyzed text, in matcher order.
     text: Vec<usize>,
     matcher: Option<TextMatcher>,
+    /// What the matcher found in values seen before, in any unit.
+    memo: TextMemo,
     /// Decoded in the second phase, for undecided rows only.
     late: bool,
 }
@@ -271,6 +276,11 @@ impl<'a> Scanner<'a> {
                 name: name.to_string(),
                 late: !text.is_empty() || schema::is_big_text(name),
                 leaves,
+                memo: TextMemo::with_capacity(if matcher.is_some() {
+                    memo::MEMO_ENTRIES
+                } else {
+                    0
+                }),
                 text,
                 matcher,
             });
@@ -519,12 +529,21 @@ impl<'a> Scanner<'a> {
         };
         let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; matcher.len()];
         let mut value_hits = Hits::new(matcher.len());
+        let mut found = Vec::new();
         for_each_value(array, &mut |pos, value| {
             let row = rows_of.map_or(pos, |m| m[pos]);
-            value_hits.clear();
-            matcher.eval_value(value, scratch, &mut value_hits);
-            for &leaf in value_hits.leaves() {
-                out[leaf][row] = true;
+            if text_leaves(
+                column,
+                value.as_bytes(),
+                scratch,
+                &mut value_hits,
+                &mut found,
+            )
+            .is_ok()
+            {
+                for &leaf in &found {
+                    out[leaf][row] = true;
+                }
             }
         });
         for (&id, column_bits) in column.text.iter().zip(out) {
@@ -551,6 +570,7 @@ impl<'a> Scanner<'a> {
         let rows = needed.len();
         let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; matcher.len()];
         let mut value_hits = Hits::new(matcher.len());
+        let mut found = Vec::new();
         let mut by_dictionary: Vec<Option<Vec<usize>>> = Vec::new();
         let mut problem: Option<String> = None;
         pages::for_each_value(
@@ -566,26 +586,32 @@ impl<'a> Scanner<'a> {
                 if !needed.value(row) || problem.is_some() {
                     return;
                 }
-                let Ok(text) = std::str::from_utf8(bytes) else {
-                    problem = Some(format!("{}: row {row} is not UTF-8", column.name));
-                    return;
-                };
+                let not_utf8 = |_| format!("{}: row {row} is not UTF-8", column.name);
                 let hits: &[usize] = match dictionary_index {
                     Some(i) => {
                         let i = i as usize;
                         if by_dictionary.len() <= i {
                             by_dictionary.resize(i + 1, None);
                         }
-                        by_dictionary[i].get_or_insert_with(|| {
-                            value_hits.clear();
-                            matcher.eval_value(text, scratch, &mut value_hits);
-                            value_hits.leaves().to_vec()
-                        })
+                        if by_dictionary[i].is_none() {
+                            if let Err(e) =
+                                text_leaves(column, bytes, scratch, &mut value_hits, &mut found)
+                            {
+                                problem = Some(not_utf8(e));
+                                return;
+                            }
+                            by_dictionary[i] = Some(found.clone());
+                        }
+                        by_dictionary[i].as_deref().unwrap_or_default()
                     }
                     None => {
-                        value_hits.clear();
-                        matcher.eval_value(text, scratch, &mut value_hits);
-                        value_hits.leaves()
+                        if let Err(e) =
+                            text_leaves(column, bytes, scratch, &mut value_hits, &mut found)
+                        {
+                            problem = Some(not_utf8(e));
+                            return;
+                        }
+                        &found
                     }
                 };
                 for &leaf in hits {
@@ -601,6 +627,35 @@ impl<'a> Scanner<'a> {
         }
         Ok(())
     }
+}
+
+/// The text leaves of `column` that `bytes` matches, into `found`: from the column's memo
+/// when the value was seen before, else matched (and remembered).
+fn text_leaves(
+    column: &ColumnPlan,
+    bytes: &[u8],
+    scratch: &mut Scratch,
+    value_hits: &mut Hits,
+    found: &mut Vec<usize>,
+) -> Result<(), std::str::Utf8Error> {
+    found.clear();
+    let Some(matcher) = &column.matcher else {
+        return Ok(());
+    };
+    let key = ValueKey::of(bytes);
+    if let Some(key) = key {
+        if column.memo.get(key, found) {
+            return Ok(());
+        }
+    }
+    let text = std::str::from_utf8(bytes)?;
+    value_hits.clear();
+    matcher.eval_value(text, scratch, value_hits);
+    found.extend_from_slice(value_hits.leaves());
+    if let Some(key) = key {
+        column.memo.insert(key, found);
+    }
+    Ok(())
 }
 
 /// Calls `f(position, text)` for every non-null value (every element of a list), numbers and
