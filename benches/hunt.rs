@@ -171,6 +171,7 @@ fn hunt_opts(packs: Vec<PathBuf>, data: &Path, rules: Vec<String>) -> HuntOption
         range: TimeRange::default(),
         threads: 0,
         fail_fast: false,
+        sort_memory: 0,
     }
 }
 

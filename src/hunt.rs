@@ -20,7 +20,8 @@ use crate::rules::analyzer::Analyzer;
 use crate::rules::fields::FieldTypes;
 use crate::rules::pack::{self, LoadOptions, LoadedVersion, Status};
 use crate::scan::{Part, RowHit, Scanner, TimeRange};
-use crate::sink::{self, Hit, VersionSummary};
+use crate::sink::spool::{self, Spool};
+use crate::sink::{Hit, Summarizer, VersionSummary};
 
 /// Which versions of each selected rule run.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +62,8 @@ pub struct HuntOptions {
     pub threads: usize,
     /// Stop at the first file or row group that fails to decode.
     pub fail_fast: bool,
+    /// Memory for sorting hits before they spill to disk (0: [`spool::DEFAULT_BUDGET`]).
+    pub sort_memory: usize,
 }
 
 /// A file or row group that could not be read.
@@ -85,8 +88,12 @@ impl std::fmt::Display for ScanFailure {
 /// What a hunt found and met.
 #[derive(Debug, Clone, Default)]
 pub struct HuntReport {
-    /// In the hit table's order.
+    /// In the hit table's order ([`hunt`] only: [`hunt_into`] hands them out instead).
     pub hits: Vec<Hit>,
+    /// How many hits there are.
+    pub hit_count: u64,
+    /// Times the hits outgrew the memory budget and were spilled to disk.
+    pub spilled_runs: usize,
     pub summary: Vec<VersionSummary>,
     /// Versions selected and runnable.
     pub versions: usize,
@@ -105,6 +112,8 @@ pub enum HuntError {
     Input(String),
     /// `fail_fast` and a unit failed.
     Failed(ScanFailure),
+    /// The hits could not be spooled or written.
+    Output(String),
     Cancelled,
 }
 
@@ -113,6 +122,7 @@ impl std::fmt::Display for HuntError {
         match self {
             HuntError::Input(m) => f.write_str(m),
             HuntError::Failed(e) => write!(f, "{e}"),
+            HuntError::Output(m) => write!(f, "cannot write the hits: {m}"),
             HuntError::Cancelled => f.write_str("interrupted"),
         }
     }
@@ -185,11 +195,31 @@ struct Source {
     plan: Plan,
 }
 
-/// Runs the hunt. `cancel` is polled between units.
+/// Runs the hunt and returns its hits in memory, in the hit table's order. `cancel` is
+/// polled between units.
 pub fn hunt(
     opts: &HuntOptions,
     progress: &dyn HuntProgress,
     cancel: &AtomicBool,
+) -> Result<HuntReport, HuntError> {
+    let mut hits = Vec::new();
+    let spill = std::env::temp_dir();
+    let mut report = hunt_into(opts, progress, cancel, &spill, &mut |batch| {
+        hits.extend_from_slice(batch);
+        Ok(())
+    })?;
+    report.hits = hits;
+    Ok(report)
+}
+
+/// Runs the hunt and hands its hits to `out` in the hit table's order, a batch at a time;
+/// hits beyond [`spool::DEFAULT_BUDGET`] of memory are spilled under `spill_dir` meanwhile.
+pub fn hunt_into(
+    opts: &HuntOptions,
+    progress: &dyn HuntProgress,
+    cancel: &AtomicBool,
+    spill_dir: &Path,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
 ) -> Result<HuntReport, HuntError> {
     let mut report = HuntReport::default();
     let pack = pack::load(
@@ -275,18 +305,36 @@ pub fn hunt(
         .num_threads(opts.threads)
         .build()
         .map_err(|e| HuntError::Input(format!("cannot start {} threads: {e}", opts.threads)))?;
-    let found: Vec<(usize, usize, Vec<RowHit>)> = pool.install(|| {
+    let spool = Mutex::new(Spool::new(
+        spill_dir,
+        match opts.sort_memory {
+            0 => spool::DEFAULT_BUDGET,
+            n => n,
+        },
+    ));
+    let spool_error = Mutex::new(None);
+    pool.install(|| {
         units
             .par_iter()
-            .map_init(Scratch::default, |scratch, &(si, pi, rg)| {
+            .for_each_init(Scratch::default, |scratch, &(si, pi, rg)| {
                 if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
-                    return None;
+                    return;
                 }
                 let part = &sources[si].parts[pi];
                 let result = scanners[si].scan(part, rg, &opts.range, scratch);
                 progress.advance(part.row_group_bytes(rg));
                 match result {
-                    Ok(hits) => Some((si, pi, hits)),
+                    Ok(hits) => {
+                        let hits: Vec<Hit> = hits
+                            .into_iter()
+                            .map(|h| full_hit(&sources[si], part, h))
+                            .collect();
+                        let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Err(e) = spool.extend(hits) {
+                            stop.store(true, Ordering::Relaxed);
+                            *spool_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        }
+                    }
                     Err(message) => {
                         if opts.fail_fast {
                             stop.store(true, Ordering::Relaxed);
@@ -298,15 +346,15 @@ pub fn hunt(
                             row_group: Some(rg),
                             message,
                         });
-                        None
                     }
                 }
             })
-            .flatten()
-            .collect()
     });
     if cancel.load(Ordering::Relaxed) {
         return Err(HuntError::Cancelled);
+    }
+    if let Some(e) = spool_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(HuntError::Output(e));
     }
     let mut unit_failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     unit_failures.sort_by(|a, b| {
@@ -318,29 +366,36 @@ pub fn hunt(
         }
     }
     report.failures.extend(unit_failures);
-    for (si, pi, hits) in found {
-        let source = &sources[si];
-        let part = &source.parts[pi];
-        for h in hits {
-            let rule = &source.plan.versions[h.version].rule;
-            report.hits.push(Hit {
-                rule_id: rule.rule_id.clone(),
-                rule_version: rule.version,
-                rule_name: rule.name.clone(),
-                severity: rule.severity.clone(),
-                risk_score: rule.risk_score,
-                timestamp_us: h.timestamp_us,
-                fields: h.fields,
-                matched: h.matched,
-                dataset: source.label.clone(),
-                file: part.rel.clone(),
-                row: h.row,
-            });
-        }
-    }
-    sink::sort(&mut report.hits);
-    report.summary = sink::summarize(&report.hits);
+    let spool = spool.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.hit_count = spool.len();
+    report.spilled_runs = spool.runs();
+    let mut summary = Summarizer::default();
+    spool
+        .drain(&mut |batch| {
+            batch.iter().for_each(|h| summary.add(h));
+            out(batch)
+        })
+        .map_err(HuntError::Output)?;
+    report.summary = summary.finish();
     Ok(report)
+}
+
+/// A scan's hit with what the hit table says of its rule and file.
+fn full_hit(source: &Source, part: &Part, h: RowHit) -> Hit {
+    let rule = &source.plan.versions[h.version].rule;
+    Hit {
+        rule_id: rule.rule_id.clone(),
+        rule_version: rule.version,
+        rule_name: rule.name.clone(),
+        severity: rule.severity.clone(),
+        risk_score: rule.risk_score,
+        timestamp_us: h.timestamp_us,
+        fields: h.fields,
+        matched: h.matched,
+        dataset: source.label.clone(),
+        file: part.rel.clone(),
+        row: h.row,
+    }
 }
 
 fn open_source(

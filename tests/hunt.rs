@@ -106,6 +106,7 @@ fn hunt_opts(packs: &[PathBuf], dataset: &Path) -> HuntOptions {
         range: TimeRange::default(),
         threads: 0,
         fail_fast: false,
+        sort_memory: 0,
     }
 }
 
@@ -688,6 +689,41 @@ fn the_hit_table_is_the_same_in_every_format_and_thread_count() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".quarry-hits-"))
         .collect();
     assert!(leftovers.is_empty(), "no temporary table left behind");
+}
+
+#[test]
+fn hits_sorted_on_disk_equal_hits_sorted_in_memory() {
+    let tmp = util::temp_dir();
+    let packs = vec![repo("datasets/rules")];
+    let dataset = repo("datasets/sample");
+    let in_memory = hunt::hunt(
+        &hunt_opts(&packs, &dataset),
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("hunt");
+    assert_eq!(in_memory.spilled_runs, 0);
+    let mut spilled = Vec::new();
+    let report = hunt::hunt_into(
+        &HuntOptions {
+            sort_memory: 50_000,
+            ..hunt_opts(&packs, &dataset)
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+        tmp.path(),
+        &mut |batch| {
+            spilled.extend_from_slice(batch);
+            Ok(())
+        },
+    )
+    .expect("hunt");
+    assert!(report.spilled_runs > 10, "{} runs", report.spilled_runs);
+    assert_eq!(report.hit_count, in_memory.hits.len() as u64);
+    assert!(spilled == in_memory.hits, "the same hits in the same order");
+    assert_eq!(report.summary, in_memory.summary);
+    let left = std::fs::read_dir(tmp.path()).expect("dir").count();
+    assert_eq!(left, 0, "no spill files left behind");
 }
 
 #[test]

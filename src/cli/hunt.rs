@@ -10,7 +10,7 @@ use super::Bar;
 use crate::hunt::{self, HuntError, HuntOptions, HuntProgress, VersionSelect};
 use crate::ingest::format_micros;
 use crate::scan::TimeRange;
-use crate::sink::{self, Format};
+use crate::sink::{Format, HitWriter};
 
 /// The dataset `hunt` reads when none is given.
 pub const DEFAULT_DATASET: &str = "datasets/sample";
@@ -51,6 +51,10 @@ pub struct HuntArgs {
     /// Stop at the first file or row group that cannot be read.
     #[arg(long)]
     fail_fast: bool,
+    /// Memory for sorting the hits, in MiB; beyond it they are sorted on disk, in temporary
+    /// files beside --out.
+    #[arg(long, default_value_t = 128)]
+    sort_memory_mb: usize,
     /// Print no progress bar and no summary (warnings and errors are still printed).
     #[arg(long, short)]
     quiet: bool,
@@ -122,10 +126,26 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
         range,
         threads: args.threads,
         fail_fast: args.fail_fast,
+        sort_memory: args.sort_memory_mb.max(1) << 20,
     };
     let started = Instant::now();
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let result = hunt::hunt(&opts, &bar, cancel);
+    // The table is written as the sorted hits come out; it takes its name only when the
+    // hunt has completed, so an interrupted or failed hunt leaves no partial table.
+    let mut writer = match HitWriter::create(&args.out, format) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("quarry: cannot write the hit table: {e}");
+            return 3;
+        }
+    };
+    let spill_dir = match args.out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let result = hunt::hunt_into(&opts, &bar, cancel, &spill_dir, &mut |hits| {
+        writer.write(hits)
+    });
     bar.clear();
     let report = match result {
         Ok(r) => r,
@@ -133,12 +153,12 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
             eprintln!("quarry: {e}");
             return match e {
                 HuntError::Input(_) => 2,
-                HuntError::Failed(_) => 3,
+                HuntError::Failed(_) | HuntError::Output(_) => 3,
                 HuntError::Cancelled => 130,
             };
         }
     };
-    if let Err(e) = sink::write(&report.hits, &args.out, format) {
+    if let Err(e) = writer.finish() {
         eprintln!("quarry: cannot write the hit table: {e}");
         return 3;
     }
@@ -157,9 +177,15 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
             report.units_pruned,
             report.rows,
             report.bytes as f64 / 1048576.0,
-            report.hits.len(),
+            report.hit_count,
             args.out.display()
         );
+        if report.spilled_runs > 0 {
+            println!(
+                "(the hits outgrew memory and were sorted on disk in {} runs)",
+                report.spilled_runs
+            );
+        }
         if !report.summary.is_empty() {
             println!(
                 "{:<38} {:>7} {:>8} {:>6} {:>6}  {:<27} {:<27}  name",

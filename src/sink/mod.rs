@@ -2,10 +2,13 @@
 //!
 //! Rows are ordered by rule id, rule version, `@timestamp`, then dataset, file and row, so
 //! the same hunt writes the same bytes whatever the thread count. Formats: Parquet (the
-//! default; readable by DuckDB, Polars, pandas), JSON Lines and CSV. The file is written to a
-//! temporary name beside the target and renamed when complete.
+//! default; readable by DuckDB, Polars, pandas), JSON Lines and CSV. The file is written batch
+//! by batch to a temporary name beside the target and renamed when complete; the hits reach
+//! it in order through a [`spool::Spool`], so memory does not grow with their number.
 
-use std::io::Write;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -21,6 +24,8 @@ use parquet::file::properties::WriterProperties;
 
 use crate::ingest::format_micros;
 use crate::scan::TRIAGE_FIELDS;
+
+pub mod spool;
 
 /// One row of the hit table.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,24 +75,27 @@ impl Format {
 
 /// Sorts hits into the table's order.
 pub fn sort(hits: &mut [Hit]) {
-    hits.sort_by(|a, b| {
-        (
-            &a.rule_id,
-            a.rule_version,
-            a.timestamp_us,
-            &a.dataset,
-            &a.file,
-            a.row,
-        )
-            .cmp(&(
-                &b.rule_id,
-                b.rule_version,
-                b.timestamp_us,
-                &b.dataset,
-                &b.file,
-                b.row,
-            ))
-    });
+    hits.sort_by(order);
+}
+
+/// The hit table's order.
+pub fn order(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    (
+        &a.rule_id,
+        a.rule_version,
+        a.timestamp_us,
+        &a.dataset,
+        &a.file,
+        a.row,
+    )
+        .cmp(&(
+            &b.rule_id,
+            b.rule_version,
+            b.timestamp_us,
+            &b.dataset,
+            &b.file,
+            b.row,
+        ))
 }
 
 /// Triage fields stored as numbers.
@@ -173,43 +181,91 @@ fn batch(hits: &[Hit]) -> Result<RecordBatch, String> {
 
 /// Writes the sorted `hits` to `path` as `format`, through a temporary file.
 pub fn write(hits: &[Hit], path: &Path, format: Format) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".quarry-hits-")
-        .tempfile_in(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    {
-        let file = tmp.as_file_mut();
-        let mut out = std::io::BufWriter::new(file);
-        match format {
-            Format::Parquet => write_parquet(hits, &mut out)?,
-            Format::Jsonl => write_jsonl(hits, &mut out).map_err(|e| e.to_string())?,
-            Format::Csv => write_csv(hits, &mut out).map_err(|e| e.to_string())?,
-        }
-        out.flush().map_err(|e| e.to_string())?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
-    Ok(())
+    let mut writer = HitWriter::create(path, format)?;
+    writer.write(hits)?;
+    writer.finish()
 }
 
-fn write_parquet<W: Write + Send>(hits: &[Hit], out: W) -> Result<(), String> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let batch = batch(hits)?;
-    let mut writer =
-        ArrowWriter::try_new(out, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
-    writer.write(&batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(())
+/// A hit table being written, batch by batch, to a temporary file beside its target; it
+/// takes the target's name in [`HitWriter::finish`], and is removed if dropped before.
+pub struct HitWriter {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+    out: Output,
+}
+
+enum Output {
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
+    Jsonl(BufWriter<File>),
+    Csv(Box<csv::Writer<BufWriter<File>>>),
+}
+
+impl HitWriter {
+    pub fn create(path: &Path, format: Format) -> Result<HitWriter, String> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".quarry-hits-")
+            .tempfile_in(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let buffered = BufWriter::new(file);
+        let out = match format {
+            Format::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .build();
+                Output::Parquet(Box::new(
+                    ArrowWriter::try_new(buffered, Arc::new(schema()), Some(props))
+                        .map_err(|e| e.to_string())?,
+                ))
+            }
+            Format::Jsonl => Output::Jsonl(buffered),
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(buffered);
+                let header: Vec<String> =
+                    schema().fields().iter().map(|f| f.name().clone()).collect();
+                w.write_record(&header).map_err(|e| e.to_string())?;
+                Output::Csv(Box::new(w))
+            }
+        };
+        Ok(HitWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out,
+        })
+    }
+
+    /// Appends `hits`, which follow the ones written before in the table's order.
+    pub fn write(&mut self, hits: &[Hit]) -> Result<(), String> {
+        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", self.path.display());
+        match &mut self.out {
+            Output::Parquet(w) => w.write(&batch(hits)?).map_err(|e| at(&e)),
+            Output::Jsonl(w) => write_jsonl(hits, w).map_err(|e| at(&e)),
+            Output::Csv(w) => write_csv(hits, w).map_err(|e| at(&e)),
+        }
+    }
+
+    /// Completes the file and gives it its name.
+    pub fn finish(self) -> Result<(), String> {
+        let path = self.path;
+        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let file = match self.out {
+            Output::Parquet(w) => w.into_inner().map_err(|e| at(&e))?,
+            Output::Jsonl(w) => w,
+            Output::Csv(w) => w.into_inner().map_err(|e| at(&e))?,
+        };
+        file.into_inner().map_err(|e| at(&e.error()))?;
+        self.tmp.as_file().sync_all().map_err(|e| at(&e))?;
+        self.tmp.persist(&path).map_err(|e| at(&e.error))?;
+        Ok(())
+    }
 }
 
 fn json_row(h: &Hit) -> serde_json::Value {
@@ -246,10 +302,7 @@ fn write_jsonl(hits: &[Hit], out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_csv(hits: &[Hit], out: &mut impl Write) -> std::io::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    let header: Vec<String> = schema().fields().iter().map(|f| f.name().clone()).collect();
-    w.write_record(&header)?;
+fn write_csv<W: Write>(hits: &[Hit], w: &mut csv::Writer<W>) -> Result<(), csv::Error> {
     for h in hits {
         let mut record = vec![
             h.rule_id.clone(),
@@ -266,7 +319,7 @@ fn write_csv(hits: &[Hit], out: &mut impl Write) -> std::io::Result<()> {
         record.push(h.row.to_string());
         w.write_record(&record)?;
     }
-    w.flush()
+    Ok(())
 }
 
 /// One line of the hunt summary: a version's hits, hosts, users and time span.
@@ -284,17 +337,29 @@ pub struct VersionSummary {
 
 /// The summary of sorted `hits`, one line per version that has hits.
 pub fn summarize(hits: &[Hit]) -> Vec<VersionSummary> {
-    let mut out: Vec<VersionSummary> = Vec::new();
-    let mut hosts = std::collections::BTreeSet::new();
-    let mut users = std::collections::BTreeSet::new();
-    for h in hits {
-        let same = out
+    let mut summary = Summarizer::default();
+    hits.iter().for_each(|h| summary.add(h));
+    summary.finish()
+}
+
+/// The summary built from hits given in the table's order.
+#[derive(Debug, Default)]
+pub struct Summarizer {
+    out: Vec<VersionSummary>,
+    hosts: BTreeSet<String>,
+    users: BTreeSet<String>,
+}
+
+impl Summarizer {
+    pub fn add(&mut self, h: &Hit) {
+        let same = self
+            .out
             .last()
             .is_some_and(|s| s.rule_id == h.rule_id && s.rule_version == h.rule_version);
         if !same {
-            hosts.clear();
-            users.clear();
-            out.push(VersionSummary {
+            self.hosts.clear();
+            self.users.clear();
+            self.out.push(VersionSummary {
                 rule_id: h.rule_id.clone(),
                 rule_version: h.rule_version,
                 rule_name: h.rule_name.clone(),
@@ -305,19 +370,26 @@ pub fn summarize(hits: &[Hit]) -> Vec<VersionSummary> {
                 last_us: None,
             });
         }
-        if let Some(s) = out.last_mut() {
+        if let Some(s) = self.out.last_mut() {
             s.hits += 1;
             if let Some(host) = h.field("host.name") {
-                hosts.insert(host.to_string());
+                if !self.hosts.contains(host) {
+                    self.hosts.insert(host.to_string());
+                }
             }
             if let Some(user) = h.field("user.name").or(h.field("user.id")) {
-                users.insert(user.to_string());
+                if !self.users.contains(user) {
+                    self.users.insert(user.to_string());
+                }
             }
-            s.hosts = hosts.len();
-            s.users = users.len();
+            s.hosts = self.hosts.len();
+            s.users = self.users.len();
             s.first_us = Some(s.first_us.map_or(h.timestamp_us, |f| f.min(h.timestamp_us)));
             s.last_us = Some(s.last_us.map_or(h.timestamp_us, |l| l.max(h.timestamp_us)));
         }
     }
-    out
+
+    pub fn finish(self) -> Vec<VersionSummary> {
+        self.out
+    }
 }

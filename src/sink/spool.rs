@@ -1,0 +1,390 @@
+//! Hits put in the hit table's order within a fixed memory budget (an external merge sort).
+//!
+//! A noisy rule version over months of data can match millions of events; holding them all
+//! to sort them would make memory grow with the data. The spool keeps hits in memory up to
+//! a budget; past it, it sorts what it holds and writes it to a temporary *run* file in a
+//! compact binary form. When the scan is over, the runs and what is still in memory are
+//! merged, and the hits come out in order, a batch at a time. Run files live in a temporary
+//! directory that is removed when the spool is dropped, finished or not.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::{order, Hit};
+use crate::scan::TRIAGE_FIELDS;
+
+/// Hits handed to the consumer at a time.
+pub const BATCH: usize = 8192;
+
+/// Memory the spool holds before it spills (the default of [`Spool::new`]).
+pub const DEFAULT_BUDGET: usize = 128 << 20;
+
+pub struct Spool {
+    /// Where the run directory is made, on first spill.
+    parent: PathBuf,
+    dir: Option<tempfile::TempDir>,
+    runs: Vec<PathBuf>,
+    buffer: Vec<Hit>,
+    buffered: usize,
+    budget: usize,
+    total: u64,
+}
+
+/// Approximate heap and inline bytes of a hit.
+fn footprint(h: &Hit) -> usize {
+    const STRING: usize = std::mem::size_of::<String>() + 16;
+    std::mem::size_of::<Hit>()
+        + h.rule_id.len()
+        + h.rule_name.len()
+        + h.severity.len()
+        + h.dataset.len()
+        + h.file.len()
+        + 5 * 16
+        + h.fields
+            .iter()
+            .map(|f| STRING + f.as_ref().map_or(0, String::len))
+            .sum::<usize>()
+        + h.matched.iter().map(|m| STRING + m.len()).sum::<usize>()
+}
+
+impl Spool {
+    /// A spool that spills to a temporary directory under `parent` past `budget` bytes.
+    pub fn new(parent: &Path, budget: usize) -> Spool {
+        Spool {
+            parent: parent.to_path_buf(),
+            dir: None,
+            runs: Vec::new(),
+            buffer: Vec::new(),
+            buffered: 0,
+            budget,
+            total: 0,
+        }
+    }
+
+    /// Hits taken so far.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Runs written so far.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn push(&mut self, hit: Hit) -> Result<(), String> {
+        self.extend([hit])
+    }
+
+    pub fn extend(&mut self, hits: impl IntoIterator<Item = Hit>) -> Result<(), String> {
+        for hit in hits {
+            self.buffered += footprint(&hit);
+            self.buffer.push(hit);
+            self.total += 1;
+            if self.buffered > self.budget {
+                self.spill()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorts the buffer and writes it as a run.
+    fn spill(&mut self) -> Result<(), String> {
+        let dir = match &self.dir {
+            Some(d) => d.path().to_path_buf(),
+            None => {
+                std::fs::create_dir_all(&self.parent)
+                    .map_err(|e| format!("{}: {e}", self.parent.display()))?;
+                let d = tempfile::Builder::new()
+                    .prefix(".quarry-spool-")
+                    .tempdir_in(&self.parent)
+                    .map_err(|e| format!("cannot spill hits to {}: {e}", self.parent.display()))?;
+                let path = d.path().to_path_buf();
+                self.dir = Some(d);
+                path
+            }
+        };
+        self.buffer.sort_by(order);
+        let path = dir.join(format!("run-{:05}", self.runs.len()));
+        let io = |e: std::io::Error| format!("{}: {e}", path.display());
+        let mut out = BufWriter::new(File::create(&path).map_err(io)?);
+        let mut bytes = Vec::new();
+        for h in self.buffer.drain(..) {
+            bytes.clear();
+            encode(&h, &mut bytes);
+            out.write_all(&bytes).map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+        self.buffered = 0;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// Every hit in order, to `out` in batches of at most [`BATCH`].
+    pub fn drain(
+        mut self,
+        out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.buffer.sort_by(order);
+        if self.runs.is_empty() {
+            for chunk in self.buffer.chunks(BATCH) {
+                out(chunk)?;
+            }
+            return Ok(());
+        }
+        let mut readers = Vec::with_capacity(self.runs.len());
+        for path in &self.runs {
+            let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            readers.push(RunReader {
+                input: BufReader::with_capacity(1 << 16, file),
+                path: path.clone(),
+            });
+        }
+        let mut memory = std::mem::take(&mut self.buffer).into_iter();
+        let memory_source = readers.len();
+        let mut heap = BinaryHeap::new();
+        for (source, reader) in readers.iter_mut().enumerate() {
+            if let Some(hit) = reader.next()? {
+                heap.push(Head { hit, source });
+            }
+        }
+        if let Some(hit) = memory.next() {
+            heap.push(Head {
+                hit,
+                source: memory_source,
+            });
+        }
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(Head { hit, source }) = heap.pop() {
+            batch.push(hit);
+            if batch.len() == BATCH {
+                out(&batch)?;
+                batch.clear();
+            }
+            let next = match readers.get_mut(source) {
+                Some(reader) => reader.next()?,
+                None => memory.next(),
+            };
+            if let Some(hit) = next {
+                heap.push(Head { hit, source });
+            }
+        }
+        if !batch.is_empty() {
+            out(&batch)?;
+        }
+        Ok(())
+    }
+}
+
+/// The smallest unread hit of a source, ordered for a min-heap.
+struct Head {
+    hit: Hit,
+    source: usize,
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap pops the greatest. Equal hits leave by source, so the merge
+        // is deterministic.
+        order(&other.hit, &self.hit).then(other.source.cmp(&self.source))
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A hit as bytes: numbers little-endian, strings length-prefixed, an absent field as
+/// length `u64::MAX`.
+fn encode(h: &Hit, out: &mut Vec<u8>) {
+    put_str(out, &h.rule_id);
+    out.extend_from_slice(&h.rule_version.to_le_bytes());
+    put_str(out, &h.rule_name);
+    put_str(out, &h.severity);
+    out.extend_from_slice(&h.risk_score.to_le_bytes());
+    out.extend_from_slice(&h.timestamp_us.to_le_bytes());
+    out.extend_from_slice(&(h.fields.len() as u64).to_le_bytes());
+    for f in &h.fields {
+        match f {
+            Some(s) => put_str(out, s),
+            None => out.extend_from_slice(&u64::MAX.to_le_bytes()),
+        }
+    }
+    out.extend_from_slice(&(h.matched.len() as u64).to_le_bytes());
+    for m in &h.matched {
+        put_str(out, m);
+    }
+    put_str(out, &h.dataset);
+    put_str(out, &h.file);
+    out.extend_from_slice(&h.row.to_le_bytes());
+}
+
+struct RunReader {
+    input: BufReader<File>,
+    path: PathBuf,
+}
+
+impl RunReader {
+    /// The next hit of the run, `None` at its end.
+    fn next(&mut self) -> Result<Option<Hit>, String> {
+        let mut first = [0u8; 8];
+        match self.input.read(&mut first[..1]) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(self.error(e)),
+        }
+        self.input
+            .read_exact(&mut first[1..])
+            .map_err(|e| self.error(e))?;
+        let rule_id = self.string(u64::from_le_bytes(first))?;
+        let rule_version = u32::from_le_bytes(self.array()?);
+        let rule_name = self.read_str()?;
+        let severity = self.read_str()?;
+        let risk_score = f64::from_le_bytes(self.array()?);
+        let timestamp_us = i64::from_le_bytes(self.array()?);
+        let count = self.count(TRIAGE_FIELDS.len())?;
+        let mut fields = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = u64::from_le_bytes(self.array()?);
+            fields.push(match len {
+                u64::MAX => None,
+                n => Some(self.string(n)?),
+            });
+        }
+        let count = self.count(usize::MAX)?;
+        let mut matched = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            matched.push(self.read_str()?);
+        }
+        let dataset = self.read_str()?;
+        let file = self.read_str()?;
+        let row = u64::from_le_bytes(self.array()?);
+        Ok(Some(Hit {
+            rule_id,
+            rule_version,
+            rule_name,
+            severity,
+            risk_score,
+            timestamp_us,
+            fields,
+            matched,
+            dataset,
+            file,
+            row,
+        }))
+    }
+
+    fn error(&self, e: std::io::Error) -> String {
+        format!("spooled hits {}: {e}", self.path.display())
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut b = [0u8; N];
+        self.input.read_exact(&mut b).map_err(|e| self.error(e))?;
+        Ok(b)
+    }
+
+    fn count(&mut self, max: usize) -> Result<usize, String> {
+        let n = u64::from_le_bytes(self.array()?);
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| format!("spooled hits {}: a count of {n}", self.path.display()))
+    }
+
+    fn read_str(&mut self) -> Result<String, String> {
+        let len = u64::from_le_bytes(self.array()?);
+        self.string(len)
+    }
+
+    fn string(&mut self, len: u64) -> Result<String, String> {
+        let mut bytes = Vec::new();
+        (&mut self.input)
+            .take(len)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.error(e))?;
+        if bytes.len() as u64 != len {
+            return Err(format!("spooled hits {}: cut short", self.path.display()));
+        }
+        String::from_utf8(bytes)
+            .map_err(|_| format!("spooled hits {}: not UTF-8", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(i: u64) -> Hit {
+        Hit {
+            rule_id: format!("rule-{}", i % 3),
+            rule_version: (i % 5) as u32,
+            rule_name: "name".into(),
+            severity: "low".into(),
+            risk_score: 21.5,
+            timestamp_us: (i * 7919 % 1000) as i64 - 500,
+            fields: TRIAGE_FIELDS
+                .iter()
+                .enumerate()
+                .map(|(k, f)| (k as u64 != i % 4).then(|| format!("{f}-{i}-é")))
+                .collect(),
+            matched: (0..i % 3).map(|m| format!("f: v{m}")).collect(),
+            dataset: "d".into(),
+            file: format!("part-{}", i % 2),
+            row: i,
+        }
+    }
+
+    fn sorted_through(budget: usize, n: u64) -> (Vec<Hit>, usize) {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut spool = Spool::new(tmp.path(), budget);
+        for i in 0..n {
+            spool.push(hit(i)).expect("push");
+        }
+        let runs = spool.runs();
+        let mut out = Vec::new();
+        spool
+            .drain(&mut |b| {
+                assert!(b.len() <= BATCH);
+                out.extend_from_slice(b);
+                Ok(())
+            })
+            .expect("drain");
+        // The run directory is gone with the spool.
+        assert_eq!(std::fs::read_dir(tmp.path()).expect("dir").count(), 0);
+        (out, runs)
+    }
+
+    #[test]
+    fn spilled_and_merged_hits_equal_an_in_memory_sort() {
+        let mut want: Vec<Hit> = (0..20_000).map(hit).collect();
+        want.sort_by(order);
+        let (in_memory, runs) = sorted_through(usize::MAX, 20_000);
+        assert_eq!(runs, 0);
+        assert_eq!(in_memory, want);
+        let (spilled, runs) = sorted_through(100_000, 20_000);
+        assert!(runs > 10, "{runs} runs");
+        assert_eq!(spilled, want);
+    }
+}
