@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -191,8 +191,67 @@ pub fn select_versions<'p>(
 /// One dataset opened for hunting.
 struct Source {
     label: String,
-    parts: Vec<Part>,
+    root: PathBuf,
+    parts: Vec<PartSlot>,
     plan: Plan,
+}
+
+/// A row group as its footer describes it.
+#[derive(Debug, Clone, Copy)]
+struct GroupInfo {
+    rows: usize,
+    bytes: u64,
+    /// `@timestamp` bounds from the statistics.
+    time: Option<(i64, i64)>,
+}
+
+/// A part of a dataset: what planning read of its footer, and the part itself while some
+/// thread scans it. A footer with its page index takes hundreds of KiB in memory, so parts
+/// are opened when their first unit is scanned and let go after their last: memory does not
+/// grow with the number of files.
+struct PartSlot {
+    rel: String,
+    groups: Vec<GroupInfo>,
+    open: Mutex<Option<Arc<Part>>>,
+    /// Units of this part not yet scanned.
+    remaining: AtomicUsize,
+}
+
+impl PartSlot {
+    fn new(part: &Part) -> PartSlot {
+        PartSlot {
+            rel: part.rel.clone(),
+            groups: (0..part.row_groups())
+                .map(|rg| GroupInfo {
+                    rows: part.row_group_rows(rg),
+                    bytes: part.row_group_bytes(rg),
+                    time: part.time_bounds(rg),
+                })
+                .collect(),
+            open: Mutex::new(None),
+            remaining: AtomicUsize::new(0),
+        }
+    }
+
+    /// The part, opened by the first unit that needs it.
+    fn get(&self, root: &Path) -> Result<Arc<Part>, String> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        match &*open {
+            Some(part) => Ok(Arc::clone(part)),
+            None => {
+                let part = Arc::new(Part::open(root, &self.rel)?);
+                *open = Some(Arc::clone(&part));
+                Ok(part)
+            }
+        }
+    }
+
+    /// One unit done: the last one lets the part go.
+    fn done(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.open.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+    }
 }
 
 /// Runs the hunt and returns its hits in memory, in the hit table's order. `cancel` is
@@ -277,12 +336,13 @@ pub fn hunt_into(
             continue;
         }
         for (pi, part) in source.parts.iter().enumerate() {
-            for rg in 0..part.row_groups() {
+            for (rg, group) in part.groups.iter().enumerate() {
                 let keep = opts.range.is_all()
-                    || part
-                        .time_bounds(rg)
+                    || group
+                        .time
                         .is_none_or(|(lo, hi)| opts.range.overlaps(lo, hi));
                 if keep {
+                    part.remaining.fetch_add(1, Ordering::Relaxed);
                     units.push((si, pi, rg));
                 } else {
                     report.units_pruned += 1;
@@ -291,12 +351,11 @@ pub fn hunt_into(
         }
     }
     report.units = units.len();
-    let unit_bytes =
-        |&(si, pi, rg): &(usize, usize, usize)| sources[si].parts[pi].row_group_bytes(rg);
+    let unit_bytes = |&(si, pi, rg): &(usize, usize, usize)| sources[si].parts[pi].groups[rg].bytes;
     report.bytes = units.iter().map(unit_bytes).sum();
     report.rows = units
         .iter()
-        .map(|&(si, pi, rg)| sources[si].parts[pi].row_group_rows(rg) as u64)
+        .map(|&(si, pi, rg)| sources[si].parts[pi].groups[rg].rows as u64)
         .sum();
     progress.start(report.bytes, units.len());
     let stop = AtomicBool::new(false);
@@ -320,14 +379,20 @@ pub fn hunt_into(
                 if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
                     return;
                 }
-                let part = &sources[si].parts[pi];
-                let result = scanners[si].scan(part, rg, &opts.range, scratch);
-                progress.advance(part.row_group_bytes(rg));
+                let source = &sources[si];
+                let slot = &source.parts[pi];
+                let result = slot.get(&source.root).and_then(|part| {
+                    let hits = scanners[si].scan(&part, rg, &opts.range, scratch);
+                    part.release(rg);
+                    hits
+                });
+                slot.done();
+                progress.advance(slot.groups[rg].bytes);
                 match result {
                     Ok(hits) => {
                         let hits: Vec<Hit> = hits
                             .into_iter()
-                            .map(|h| full_hit(&sources[si], part, h))
+                            .map(|h| full_hit(source, slot, h))
                             .collect();
                         let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
                         if let Err(e) = spool.extend(hits) {
@@ -341,8 +406,8 @@ pub fn hunt_into(
                         }
                         let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
                         f.push(ScanFailure {
-                            dataset: sources[si].label.clone(),
-                            file: part.rel.clone(),
+                            dataset: source.label.clone(),
+                            file: slot.rel.clone(),
                             row_group: Some(rg),
                             message,
                         });
@@ -381,7 +446,7 @@ pub fn hunt_into(
 }
 
 /// A scan's hit with what the hit table says of its rule and file.
-fn full_hit(source: &Source, part: &Part, h: RowHit) -> Hit {
+fn full_hit(source: &Source, part: &PartSlot, h: RowHit) -> Hit {
     let rule = &source.plan.versions[h.version].rule;
     Hit {
         rule_id: rule.rule_id.clone(),
@@ -437,7 +502,7 @@ fn open_source(
                     }
                     columns.names.insert(name);
                 }
-                parts.push(part);
+                parts.push(PartSlot::new(&part));
             }
             Err(message) => {
                 let failure = ScanFailure {
@@ -455,5 +520,10 @@ fn open_source(
     }
     columns.all_null = columns.names.difference(&ever_set).cloned().collect();
     let plan = Plan::compile(versions, &columns, FieldTypes::new(analyzer), &indices);
-    Ok(Source { label, parts, plan })
+    Ok(Source {
+        label,
+        root: root.to_path_buf(),
+        parts,
+        plan,
+    })
 }

@@ -57,8 +57,18 @@ pub const TRIAGE_FIELDS: &[&str] = &[
 pub struct Part {
     /// Path relative to the dataset root, as hits refer to it.
     pub rel: String,
+    map: Arc<memmap2::Mmap>,
     data: Bytes,
     meta: ArrowReaderMetadata,
+}
+
+/// The mapping as the byte source of [`Bytes`] slices, shared with the [`Part`].
+struct SharedMap(Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl Part {
@@ -67,7 +77,8 @@ impl Part {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open: {e}"))?;
         // SAFETY: parts are written once (staged, then renamed) and never modified in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
-        let data = Bytes::from_owner(map);
+        let map = Arc::new(map);
+        let data = Bytes::from_owner(SharedMap(Arc::clone(&map)));
         let meta = ArrowReaderMetadata::load(
             &data,
             ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
@@ -75,6 +86,7 @@ impl Part {
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
         Ok(Part {
             rel: rel.to_string(),
+            map,
             data,
             meta,
         })
@@ -86,6 +98,28 @@ impl Part {
 
     pub fn row_group_rows(&self, rg: usize) -> usize {
         self.meta.metadata().row_group(rg).num_rows().max(0) as usize
+    }
+
+    /// Lets the pages of row group `rg` leave this process's resident memory (they stay in
+    /// the page cache): without it the resident size of a hunt grows with the data read.
+    pub fn release(&self, rg: usize) {
+        let Some(group) = self.meta.metadata().row_groups().get(rg) else {
+            return;
+        };
+        let ranges = group.columns().iter().map(|c| c.byte_range());
+        let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0) as usize;
+        let end = ranges.map(|(s, l)| s + l).max().unwrap_or(0) as usize;
+        if start < end && end <= self.map.len() {
+            // SAFETY: the mapping is shared and read-only, so dropped pages are read again
+            // from the file on the next access (by any thread) with the same contents.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
     }
 
     pub fn row_group_bytes(&self, rg: usize) -> u64 {
