@@ -191,6 +191,8 @@ pub fn select_versions<'p>(
 /// One dataset opened for hunting.
 struct Source {
     label: String,
+    /// The dataset's time span, when the time range leaves none of its parts.
+    out_of_range: Option<String>,
     root: PathBuf,
     parts: Vec<PartSlot>,
     plan: Plan,
@@ -312,6 +314,14 @@ pub fn hunt_into(
     let mut sources = Vec::new();
     for root in &opts.datasets {
         let source = open_source(root, &runnable, opts, &mut report)?;
+        if let Some(span) = &source.out_of_range {
+            // Nothing to say of fields when no part was looked at.
+            report.warnings.push(format!(
+                "{} has no events in the time range (its events span {span})",
+                source.label
+            ));
+            continue;
+        }
         for v in &source.plan.versions {
             if let Some(why) = &v.cannot_fire {
                 report.warnings.push(format!(
@@ -520,8 +530,20 @@ fn open_source(
     }
     columns.all_null = columns.names.difference(&ever_set).cloned().collect();
     let plan = Plan::compile(versions, &columns, FieldTypes::new(analyzer), &indices);
+    let in_range = manifest
+        .parts()
+        .filter(|p| opts.range.overlaps(p.min_timestamp_us, p.max_timestamp_us))
+        .count();
+    let out_of_range = (in_range == 0 && manifest.parts().next().is_some()).then(|| {
+        format!(
+            "{} to {}",
+            manifest.min_timestamp.as_deref().unwrap_or("?"),
+            manifest.max_timestamp.as_deref().unwrap_or("?")
+        )
+    });
     Ok(Source {
         label,
+        out_of_range,
         root: root.to_path_buf(),
         parts,
         plan,

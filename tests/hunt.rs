@@ -171,6 +171,21 @@ fn a_time_range_gives_exactly_the_unpruned_hits_in_that_range() {
         .collect();
     assert!(!expected.is_empty() && expected.len() < all.len());
     assert_eq!(some, expected);
+    // A range past the data: one warning saying so, not one per version about fields.
+    let (none, report) = engine_hits(&HuntOptions {
+        range: TimeRange {
+            from_us: Some(to + 365 * 86_400_000_000),
+            to_us: None,
+        },
+        ..hunt_opts(&packs, &dataset)
+    });
+    assert!(none.is_empty());
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].contains("no events in the time range"),
+        "{:?}",
+        report.warnings
+    );
 }
 
 /// SplitMix64: the generated cases are the same on every run.
