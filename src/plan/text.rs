@@ -204,6 +204,33 @@ impl TextMatcher {
         self.leaves.is_empty()
     }
 
+    /// [`TextMatcher::eval_value`] on raw bytes. The pattern analyzer's tokens are ASCII, and
+    /// no byte of a multi-byte UTF-8 sequence is ASCII, so without wildcard leaves its result
+    /// does not depend on the rest of the value: the bytes are matched as they are. Otherwise
+    /// they must be UTF-8.
+    pub fn eval_bytes(
+        &self,
+        bytes: &[u8],
+        scratch: &mut Scratch,
+        out: &mut Hits,
+    ) -> Result<(), std::str::Utf8Error> {
+        if self.analyzer == Analyzer::Pattern && self.wildcards.is_empty() {
+            match &self.table {
+                Some(table) => self.pattern_tokens(table, bytes, out),
+                None => {
+                    scratch.lower.clear();
+                    scratch
+                        .lower
+                        .extend(bytes.iter().map(u8::to_ascii_lowercase));
+                    self.pattern_value(&scratch.lower, out);
+                }
+            }
+            return Ok(());
+        }
+        self.eval_value(std::str::from_utf8(bytes)?, scratch, out);
+        Ok(())
+    }
+
     /// Adds every leaf that matches `value` to `out` (never removes).
     pub fn eval_value(&self, value: &str, scratch: &mut Scratch, out: &mut Hits) {
         let bytes = value.as_bytes();
@@ -467,7 +494,11 @@ mod tests {
         for text in texts {
             let mut out = Hits::new(lits.len());
             m.eval_value(text, &mut scratch, &mut out);
+            let mut from_bytes = Hits::new(lits.len());
+            m.eval_bytes(text.as_bytes(), &mut scratch, &mut from_bytes)
+                .expect("UTF-8");
             for (i, lit) in lits.iter().enumerate() {
+                assert_eq!(out.contains(i), from_bytes.contains(i), "bytes and text");
                 let want = eval::text_matches(analyzer, &[text.to_string()], lit);
                 assert_eq!(
                     out.contains(i),
@@ -476,6 +507,26 @@ mod tests {
                     values[i]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_matched_where_the_result_cannot_depend_on_them() {
+        let value = b"\xff$x.NetShareEnum(\xc3)";
+        for values in [vec!["NetShareEnum"], vec!["NetShareEnum"; 80]] {
+            let lits: Vec<Literal> = values.iter().map(|v| literal(v)).collect();
+            let m = TextMatcher::new(Analyzer::Pattern, &lits).expect("matcher");
+            let mut out = Hits::new(lits.len());
+            m.eval_bytes(value, &mut Scratch::default(), &mut out)
+                .expect("no wildcard: bytes are enough");
+            assert!(out.contains(0));
+        }
+        for (analyzer, value) in [(Analyzer::Pattern, "Net*"), (Analyzer::Standard, "x")] {
+            let lits = vec![literal(value)];
+            let m = TextMatcher::new(analyzer, &lits).expect("matcher");
+            let mut out = Hits::new(1);
+            let result = m.eval_bytes(b"\xff", &mut Scratch::default(), &mut out);
+            assert!(result.is_err(), "{analyzer:?} {value}");
         }
     }
 

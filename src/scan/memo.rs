@@ -9,10 +9,13 @@
 //! to collide on 128 bits to be confused.
 //!
 //! The memo holds at most [`MEMO_ENTRIES`] values per column (about 40 bytes each); when full
-//! it stops learning and keeps answering for what it has.
+//! it stops learning and keeps answering for what it has. Where values hardly repeat (every
+//! script distinct) hashing is pure cost, so a memo whose first [`PROBE`] lookups find fewer
+//! than one in [`WORTH`] values turns itself off for the rest of the hunt.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use twox_hash::XxHash3_128;
@@ -24,6 +27,12 @@ pub const MEMO_MIN_BYTES: usize = 256;
 pub const MEMO_ENTRIES: usize = 1 << 20;
 
 const SHARDS: usize = 16;
+
+/// Lookups after which the memo judges whether it pays.
+pub const PROBE: u64 = 2048;
+
+/// A memo pays when at least one lookup in this many finds the value.
+pub const WORTH: u64 = 8;
 
 /// The key already is a hash: its low bits index the table.
 #[derive(Default)]
@@ -52,6 +61,9 @@ type Shard = HashMap<(u128, u32), Box<[u32]>, BuildHasherDefault<KeyHasher>>;
 pub struct TextMemo {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
+    lookups: AtomicU64,
+    found: AtomicU64,
+    off: AtomicBool,
 }
 
 /// A value's identity in the memo.
@@ -77,6 +89,25 @@ impl TextMemo {
         TextMemo {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: entries.div_ceil(SHARDS),
+            lookups: AtomicU64::new(0),
+            found: AtomicU64::new(0),
+            off: AtomicBool::new(entries == 0),
+        }
+    }
+
+    /// Whether values should still be looked up.
+    pub fn active(&self) -> bool {
+        !self.off.load(Ordering::Relaxed)
+    }
+
+    fn judge(&self, found: bool) {
+        let lookups = self.lookups.fetch_add(1, Ordering::Relaxed) + 1;
+        let hits = match found {
+            true => self.found.fetch_add(1, Ordering::Relaxed) + 1,
+            false => self.found.load(Ordering::Relaxed),
+        };
+        if lookups == PROBE && hits * WORTH < lookups {
+            self.off.store(true, Ordering::Relaxed);
         }
     }
 
@@ -88,14 +119,17 @@ impl TextMemo {
     pub fn get(&self, key: ValueKey, out: &mut Vec<usize>) -> bool {
         // A poisoned lock only means another thread panicked; the map itself is intact.
         let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        match shard.get(&(key.0, key.1)) {
+        let known = match shard.get(&(key.0, key.1)) {
             Some(leaves) => {
                 out.clear();
                 out.extend(leaves.iter().map(|&l| l as usize));
                 true
             }
             None => false,
-        }
+        };
+        drop(shard);
+        self.judge(known);
+        known
     }
 
     /// Remembers that the value of `key` matched `leaves` (unless the memo is full).
@@ -147,5 +181,25 @@ mod tests {
             memo.insert(ValueKey::of(v.as_bytes()).expect("key"), &[i]);
         }
         assert!(memo.len() <= SHARDS);
+    }
+
+    #[test]
+    fn a_memo_that_rarely_finds_a_value_turns_itself_off() {
+        let key = |i: u64| ValueKey::of(format!("{i:0>300}").as_bytes()).expect("key");
+        let distinct = TextMemo::default();
+        for i in 0..PROBE {
+            assert!(distinct.active());
+            if !distinct.get(key(i), &mut Vec::new()) {
+                distinct.insert(key(i), &[]);
+            }
+        }
+        assert!(!distinct.active());
+        let repeated = TextMemo::default();
+        for i in 0..PROBE * 2 {
+            if !repeated.get(key(i % 100), &mut Vec::new()) {
+                repeated.insert(key(i % 100), &[]);
+            }
+        }
+        assert!(repeated.active());
     }
 }

@@ -525,7 +525,7 @@ impl<'a> Scanner<'a> {
             .map(|&id| &self.plan.leaves[id])
             .collect();
         let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; leaves.len()];
-        let mut memo: HashMap<String, Vec<bool>> = HashMap::new();
+        let mut memo: foldhash::HashMap<String, Vec<bool>> = Default::default();
         let types = &self.plan.types;
         for_each_value(array, &mut |pos, value| {
             let row = rows_of.map_or(pos, |m| m[pos]);
@@ -676,15 +676,14 @@ fn text_leaves(
     let Some(matcher) = &column.matcher else {
         return Ok(());
     };
-    let key = ValueKey::of(bytes);
+    let key = ValueKey::of(bytes).filter(|_| column.memo.active());
     if let Some(key) = key {
         if column.memo.get(key, found) {
             return Ok(());
         }
     }
-    let text = std::str::from_utf8(bytes)?;
     value_hits.clear();
-    matcher.eval_value(text, scratch, value_hits);
+    matcher.eval_bytes(bytes, scratch, value_hits)?;
     found.extend_from_slice(value_hits.leaves());
     if let Some(key) = key {
         column.memo.insert(key, found);
