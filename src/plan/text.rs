@@ -300,7 +300,9 @@ impl TextMatcher {
         }
     }
 
-    /// Every token of `bytes` looked up among the anchors.
+    /// Every token of `bytes` looked up among the anchors. Most tokens of a script are
+    /// not anchors and are turned away by their length and first two bytes before they
+    /// are lowercased and hashed.
     fn pattern_tokens(&self, table: &TokenTable, bytes: &[u8], out: &mut Hits) {
         let mut lowered = [0u8; MAX_TABLE_TOKEN];
         let mut i = 0;
@@ -309,23 +311,25 @@ impl TextMatcher {
             while i < n && TOKEN_LOWER[bytes[i] as usize] == 0 {
                 i += 1;
             }
-            // The token lowercased and hashed as it is read.
             let start = i;
-            let mut hash = 0u64;
-            while i < n {
-                let c = TOKEN_LOWER[bytes[i] as usize];
-                if c == 0 {
-                    break;
-                }
-                if i - start < MAX_TABLE_TOKEN {
-                    lowered[i - start] = c;
-                }
-                hash = fx_step(hash, c);
+            while i < n && TOKEN_LOWER[bytes[i] as usize] != 0 {
                 i += 1;
             }
             let len = i - start;
             if len == 0 || len >= MAX_TABLE_TOKEN || table.lengths & (1u128 << len) == 0 {
                 continue;
+            }
+            let first = TOKEN_LOWER[bytes[start] as usize];
+            let second = TOKEN_LOWER[bytes[start + 1.min(len - 1)] as usize];
+            let last = TOKEN_LOWER[bytes[i - 1] as usize];
+            if !table.may_hold(len, first, second, last) {
+                continue;
+            }
+            let mut hash = 0u64;
+            for (k, &b) in bytes[start..i].iter().enumerate() {
+                let c = TOKEN_LOWER[b as usize];
+                lowered[k] = c;
+                hash = fx_step(hash, c);
             }
             if let Some(anchor) = table.find(hash, &lowered[..len]) {
                 self.anchor_found(anchor, bytes, start, i, out);
@@ -379,6 +383,13 @@ fn fx_step(hash: u64, byte: u8) -> u64 {
     (hash.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
 }
 
+/// A token's length, first, second and last bytes, hashed to 16 bits.
+fn shape(len: usize, first: u8, second: u8, last: u8) -> usize {
+    let key =
+        (len as u64) << 24 | u64::from(first) << 16 | u64::from(second) << 8 | u64::from(last);
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize
+}
+
 /// The anchors of a pattern-analyzer matcher as an open-addressing hash table of tokens.
 #[derive(Debug)]
 struct TokenTable {
@@ -387,6 +398,8 @@ struct TokenTable {
     anchors: Vec<(u64, Box<[u8]>)>,
     /// Bit `n` set when some anchor is `n` bytes long.
     lengths: u128,
+    /// A one-hash Bloom filter of the anchors' length, first two and last bytes.
+    shapes: Box<[u64; 1024]>,
 }
 
 impl TokenTable {
@@ -396,6 +409,7 @@ impl TokenTable {
             slots: vec![0; size],
             anchors: Vec::with_capacity(anchors.len()),
             lengths: 0,
+            shapes: Box::new([0; 1024]),
         };
         for a in anchors {
             let hash = a.bytes().fold(0, fx_step);
@@ -406,8 +420,19 @@ impl TokenTable {
             table.anchors.push((hash, a.as_bytes().into()));
             table.slots[at] = table.anchors.len() as u32;
             table.lengths |= 1u128 << a.len().min(127);
+            let b = a.as_bytes();
+            if let (Some(&first), Some(&last)) = (b.first(), b.last()) {
+                let bit = shape(b.len(), first, b[1.min(b.len() - 1)], last);
+                table.shapes[bit >> 6] |= 1 << (bit & 63);
+            }
         }
         table
+    }
+
+    /// Whether some anchor may be `len` bytes long with these first, second and last bytes.
+    fn may_hold(&self, len: usize, first: u8, second: u8, last: u8) -> bool {
+        let bit = shape(len, first, second, last);
+        self.shapes[bit >> 6] & (1 << (bit & 63)) != 0
     }
 
     /// The anchor equal to `token` (lowercase) whose hash is `hash`.
