@@ -607,11 +607,15 @@ impl<'a> Scanner<'a> {
         let mut found = Vec::new();
         let mut by_dictionary: Vec<Option<Vec<usize>>> = Vec::new();
         let mut problem: Option<String> = None;
+        let wanted = |first: usize, end: usize| {
+            first >= rows || needed.slice(first, end.min(rows) - first).count_set_bits() > 0
+        };
         pages::for_each_value(
             &part.data,
             part.meta.metadata(),
             rg,
             leaf,
+            &wanted,
             &mut |row, bytes, dictionary_index| {
                 if row >= rows {
                     problem.get_or_insert(format!("{}: more values than rows", column.name));

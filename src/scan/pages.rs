@@ -7,7 +7,9 @@
 //! dictionary encodings), decodes the definition levels and dictionary indices (the RLE /
 //! bit-packing hybrid of the Parquet format) and hands each value to the caller with its row
 //! number and, for dictionary-encoded values, the dictionary index, so that a value repeated
-//! on many rows is matched once. Other layouts are left to the Arrow reader.
+//! on many rows is matched once. Pages whose rows the scan does not need (decided by other
+//! columns, or outside `--from`/`--to`) are skipped without being decompressed, by their row
+//! spans in the offset index. Other layouts are left to the Arrow reader.
 
 use std::sync::Arc;
 
@@ -42,12 +44,15 @@ pub fn supported(meta: &ParquetMetaData, rg: usize, col: usize) -> bool {
 }
 
 /// Calls `f(row, bytes, dictionary_index)` for every non-null value of leaf column `col` in
-/// row group `rg`, in row order. The column must be [`supported`].
+/// row group `rg`, in row order. The column must be [`supported`]. A data page whose rows
+/// `wanted(first, end)` declines is skipped undecompressed when the offset index gives its
+/// row span (values of such pages may not reach `f`).
 pub fn for_each_value(
     data: &Bytes,
     meta: &ParquetMetaData,
     rg: usize,
     col: usize,
+    wanted: &dyn Fn(usize, usize) -> bool,
     f: &mut ValueSink,
 ) -> Result<(), String> {
     let nullable = meta
@@ -67,15 +72,24 @@ pub fn for_each_value(
         Arc::new(ReaderProperties::builder().build()),
     )
     .map_err(|e| e.to_string())?;
-    let pages = reader
+    let mut pages = reader
         .get_column_page_reader(col)
         .map_err(|e| e.to_string())?;
     let mut dictionary: Option<(Bytes, Vec<(usize, usize)>)> = None;
     let mut levels = Vec::new();
     let mut indices = Vec::new();
     let mut row = 0usize;
-    for page in pages {
-        let page = page.map_err(|e| e.to_string())?;
+    while let Some(next) = pages.peek_next_page().map_err(|e| e.to_string())? {
+        if let (false, Some(n)) = (next.is_dict, next.num_rows) {
+            if !wanted(row, row + n) {
+                pages.skip_next_page().map_err(|e| e.to_string())?;
+                row += n;
+                continue;
+            }
+        }
+        let Some(page) = pages.get_next_page().map_err(|e| e.to_string())? else {
+            break;
+        };
         let (values, encoding, count, defs) = match page {
             Page::DictionaryPage {
                 buf, num_values, ..
@@ -261,6 +275,15 @@ mod tests {
 
     /// Every row's value as the pages give it back, for a file written with `props`.
     fn round_trip(values: &[Option<String>], props: WriterProperties) -> Vec<Option<String>> {
+        round_trip_rows(values, props, &|_| true)
+    }
+
+    /// The same, reading only pages that hold a row `keep` accepts.
+    fn round_trip_rows(
+        values: &[Option<String>],
+        props: WriterProperties,
+        keep: &dyn Fn(usize) -> bool,
+    ) -> Vec<Option<String>> {
         let array: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
         let batch = RecordBatch::try_from_iter([("t", array)]).expect("batch");
         let mut buf = Vec::new();
@@ -268,7 +291,9 @@ mod tests {
         w.write(&batch).expect("write");
         w.close().expect("close");
         let data = Bytes::from(buf);
-        let meta = ArrowReaderMetadata::load(&data, Default::default()).expect("meta");
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
+        let meta = ArrowReaderMetadata::load(&data, options).expect("meta");
         let md = meta.metadata();
         let mut out = vec![None; values.len()];
         let mut first = 0;
@@ -279,7 +304,8 @@ mod tests {
                 md.row_group(rg).column(0).encodings().collect::<Vec<_>>()
             );
             let mut seen: std::collections::HashMap<u32, String> = Default::default();
-            for_each_value(&data, md, rg, 0, &mut |row, bytes, dict| {
+            let wanted = |start: usize, end: usize| (first + start..first + end).any(keep);
+            for_each_value(&data, md, rg, 0, &wanted, &mut |row, bytes, dict| {
                 let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
                 if let Some(i) = dict {
                     assert_eq!(seen.entry(i).or_insert_with(|| text.clone()), &text);
@@ -319,6 +345,38 @@ mod tests {
                 round_trip(&values, props),
                 values,
                 "{version:?} dictionary {dictionary}"
+            );
+        }
+    }
+
+    #[test]
+    fn pages_without_a_wanted_row_are_skipped_and_the_rest_keep_their_rows() {
+        let values: Vec<Option<String>> = (0..5000)
+            .map(|i| (i % 11 != 0).then(|| format!("value {i} {}", "y".repeat(i % 40))))
+            .collect();
+        let keep = |row: usize| (2100..2200).contains(&row) || row == 4321;
+        // v1 PLAIN pages; v2 pages all dictionary-encoded (v2 without a dictionary would be
+        // DELTA_BYTE_ARRAY, which the Arrow reader takes).
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            let props = WriterProperties::builder()
+                .set_writer_version(version)
+                .set_dictionary_enabled(version == WriterVersion::PARQUET_2_0)
+                .set_dictionary_page_size_limit(1 << 20)
+                .set_data_page_size_limit(2048)
+                .set_data_page_row_count_limit(128)
+                .set_write_batch_size(64)
+                .set_max_row_group_row_count(Some(1500))
+                .build();
+            let out = round_trip_rows(&values, props, &keep);
+            for (row, got) in out.iter().enumerate() {
+                if keep(row) || got.is_some() {
+                    assert_eq!(got, &values[row], "{version:?} row {row}");
+                }
+            }
+            let read = out.iter().filter(|v| v.is_some()).count();
+            assert!(
+                read < 1000,
+                "{version:?}: {read} values read for 101 wanted rows"
             );
         }
     }
