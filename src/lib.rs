@@ -9,6 +9,7 @@
 //!   Windows integration does.
 //! - [`cli`] parses arguments, draws progress and prints summaries; nothing else prints.
 
+pub mod backtest;
 pub mod cli;
 pub mod gen;
 pub mod hunt;

@@ -1,0 +1,7 @@
+//! Backtests (DESIGN §8): what a rule version's hits would have meant as alerts.
+//!
+//! Built on the hunt's hits, never on a pass of its own per version. [`schedule`] replays the
+//! detection engine's executions over a version's hits: alerts, executions that reached
+//! `max_signals`, hits lost to the cap or never searched.
+
+pub mod schedule;
