@@ -18,3 +18,5 @@ mod ecs_pipeline;
 mod bad_input;
 // The hunt against the reference evaluator, time ranges, output, bad parts.
 mod hunt;
+// Backtest pieces on a real hunt: version diffs, the schedule replay.
+mod backtest;
