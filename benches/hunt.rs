@@ -175,6 +175,7 @@ fn hunt_opts(packs: Vec<PathBuf>, data: &Path, rules: Vec<String>) -> HuntOption
         threads: 0,
         fail_fast: false,
         sort_memory: 0,
+        extra_versions: Vec::new(),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::plan::text::Scratch;
 use crate::plan::{Columns, Compiled, Plan};
 use crate::rules::analyzer::Analyzer;
 use crate::rules::fields::FieldTypes;
-use crate::rules::pack::{self, LoadOptions, LoadedVersion, Status};
+use crate::rules::pack::{self, LoadOptions, LoadedVersion, RuleVersion, Status};
 use crate::scan::{Part, RowHit, Scanner, TimeRange};
 use crate::sink::spool::{self, Spool};
 use crate::sink::{Hit, Summarizer, VersionSummary};
@@ -64,6 +64,9 @@ pub struct HuntOptions {
     pub fail_fast: bool,
     /// Memory for sorting hits before they spill to disk (0: [`spool::DEFAULT_BUDGET`]).
     pub sort_memory: usize,
+    /// Versions run besides the selected ones, in the same pass (a backtest's ground truth
+    /// is one: the query that finds the labelled events).
+    pub extra_versions: Vec<RuleVersion>,
 }
 
 /// A file or row group that could not be read.
@@ -294,8 +297,16 @@ pub fn hunt_into(
         report.warnings.push(format!("rule pack: {p}"));
     }
     let selected = select_versions(&pack, &opts.rules, &opts.versions).map_err(HuntError::Input)?;
+    let extra: Vec<LoadedVersion> = opts
+        .extra_versions
+        .iter()
+        .map(|rule| LoadedVersion {
+            status: pack::compile(rule),
+            rule: rule.clone(),
+        })
+        .collect();
     let mut runnable = Vec::new();
-    for v in &selected {
+    for v in selected.iter().copied().chain(&extra) {
         match &v.status {
             Status::Ready { query, filters } => runnable.push(Compiled {
                 rule: &v.rule,

@@ -107,6 +107,7 @@ fn hunt_opts(packs: &[PathBuf], dataset: &Path) -> HuntOptions {
         threads: 0,
         fail_fast: false,
         sort_memory: 0,
+        extra_versions: Vec::new(),
     }
 }
 

@@ -7,3 +7,358 @@
 
 pub mod diff;
 pub mod schedule;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+
+use crate::hunt::{self, HuntError, HuntOptions, HuntProgress};
+use crate::ingest::{dataset, format_micros};
+use crate::rules::pack::{self, RuleVersion};
+use crate::sink::Hit;
+
+use diff::{EventRef, VersionDiff};
+use schedule::{replay, Schedule};
+
+/// The rule id of the ground-truth query run beside the versions.
+pub const TRUTH_RULE: &str = "quarry-ground-truth";
+
+/// The value of the truth column that marks a malicious event.
+pub const MALICIOUS: &str = "malicious";
+
+/// The timestamp override the hit table carries (as a triage field).
+const OVERRIDE_FIELD: &str = "event.ingested";
+
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    /// The rule packs, datasets, rules, versions, range and threads of the one hunt pass.
+    pub hunt: HuntOptions,
+    /// The keyword column whose value `malicious` labels the events a rule should alert on
+    /// (`labels.truth` in generated data); none: no ground truth.
+    pub truth: Option<String>,
+    /// Example events per gained or lost list of a version diff.
+    pub examples: usize,
+}
+
+/// True and false positives of one version against the labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TruthCounts {
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub false_negatives: usize,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub false_positives_per_day: f64,
+    /// Hosts with at least one false positive.
+    pub false_positive_hosts: usize,
+    pub false_positives_per_host: Option<f64>,
+}
+
+/// An example event of a version diff.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    pub time: String,
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub script_block_id: Option<String>,
+    pub matched: Vec<String>,
+    pub file: String,
+    pub row: u64,
+}
+
+/// One row of a rule's table: a version's hits, alerts and (with labels) accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionRow {
+    pub version: u32,
+    pub query_changed: bool,
+    pub hits: usize,
+    pub alerts: usize,
+    pub executions: u64,
+    /// Executions that reached `max_signals` with events left in their window.
+    pub capped_executions: u64,
+    /// Hits no execution alerted because of the cap.
+    pub dropped_by_cap: usize,
+    /// Hits no execution's window covered.
+    pub not_searched: usize,
+    pub hosts: usize,
+    pub users: usize,
+    pub first_hit: Option<String>,
+    pub last_hit: Option<String>,
+    /// Against the previous version of the rule.
+    pub gained: usize,
+    pub lost: usize,
+    pub gained_examples: Vec<Example>,
+    pub lost_examples: Vec<Example>,
+    pub truth: Option<TruthCounts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleReport {
+    pub rule_id: String,
+    pub name: String,
+    pub versions: Vec<VersionRow>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BacktestReport {
+    pub rules: Vec<RuleReport>,
+    /// The replayed span: `--from`/`--to`, else the datasets' first and last events.
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub days: f64,
+    /// Events the truth column marks malicious (none without ground truth).
+    pub labelled_malicious: Option<usize>,
+    pub warnings: Vec<String>,
+    pub failures: Vec<String>,
+    /// Row groups and rows the one hunt pass read.
+    pub units: usize,
+    pub rows: u64,
+}
+
+/// Runs the backtest: one hunt pass over every selected version (and the ground-truth
+/// query), then the per-version tables, diffs and schedule replays from its hits.
+pub fn run(
+    opts: &BacktestOptions,
+    progress: &dyn HuntProgress,
+    cancel: &AtomicBool,
+) -> Result<BacktestReport, HuntError> {
+    let mut hunt_opts = opts.hunt.clone();
+    if let Some(column) = &opts.truth {
+        hunt_opts.extra_versions.push(truth_rule(column));
+    }
+    let found = hunt::hunt(&hunt_opts, progress, cancel)?;
+    let pack = pack::load(&opts.hunt.packs, &Default::default())
+        .map_err(|e| HuntError::Input(e.to_string()))?;
+    let selected = hunt::select_versions(&pack, &opts.hunt.rules, &opts.hunt.versions)
+        .map_err(HuntError::Input)?;
+    let versions: Vec<&RuleVersion> = selected
+        .iter()
+        .filter(|v| v.status.is_ready())
+        .map(|v| &v.rule)
+        .collect();
+    let (start, end) = span(&opts.hunt)?;
+    let days = ((end - start) as f64 / 86_400e6).max(1.0 / 24.0);
+    let (truth_hits, hits): (Vec<Hit>, Vec<Hit>) = found
+        .hits
+        .into_iter()
+        .partition(|h| h.rule_id == TRUTH_RULE);
+    let malicious: Option<BTreeSet<EventRef>> = opts
+        .truth
+        .as_ref()
+        .map(|_| truth_hits.iter().map(EventRef::of).collect());
+    let runs = diff::query_changes(&versions);
+    let diffs = diff::diffs(&hits, &runs, opts.examples);
+    let mut report = BacktestReport {
+        start: Some(format_micros(start)),
+        end: Some(format_micros(end)),
+        days,
+        labelled_malicious: malicious.as_ref().map(BTreeSet::len),
+        warnings: found.warnings,
+        failures: found.failures.iter().map(ToString::to_string).collect(),
+        units: found.units,
+        rows: found.rows,
+        ..Default::default()
+    };
+    for (rule, d) in versions.iter().zip(&diffs) {
+        let own: Vec<&Hit> = hits
+            .iter()
+            .filter(|h| h.rule_id == rule.rule_id && h.rule_version == rule.version)
+            .collect();
+        let row = version_row(
+            rule,
+            d,
+            &own,
+            start,
+            end,
+            days,
+            malicious.as_ref(),
+            &mut report,
+        );
+        match report.rules.last_mut() {
+            Some(r) if r.rule_id == rule.rule_id => r.versions.push(row),
+            _ => report.rules.push(RuleReport {
+                rule_id: rule.rule_id.clone(),
+                name: rule.name.clone(),
+                versions: vec![row],
+            }),
+        }
+    }
+    Ok(report)
+}
+
+/// The query that finds the labelled events, run as one more version.
+fn truth_rule(column: &str) -> RuleVersion {
+    RuleVersion {
+        rule_id: TRUTH_RULE.into(),
+        version: 1,
+        name: format!("ground truth ({column}: {MALICIOUS})"),
+        rule_type: "query".into(),
+        language: "kuery".into(),
+        query: format!("{column}: {MALICIOUS}"),
+        filters: serde_json::Value::Array(Vec::new()),
+        index: vec!["*".into()],
+        interval: "5m".into(),
+        from: "now-6m".into(),
+        max_signals: 100,
+        timestamp_override: None,
+        severity: "low".into(),
+        risk_score: 0.0,
+        source: "quarry backtest".into(),
+    }
+}
+
+/// `--from`/`--to`, else the first and last event of the datasets' parts.
+fn span(opts: &HuntOptions) -> Result<(i64, i64), HuntError> {
+    let mut lo = i64::MAX;
+    let mut hi = i64::MIN;
+    for root in &opts.datasets {
+        let manifest = dataset::read_manifest(root).map_err(|e| {
+            HuntError::Input(format!("{} is not a quarry dataset: {e}", root.display()))
+        })?;
+        for p in manifest.parts() {
+            lo = lo.min(p.min_timestamp_us);
+            hi = hi.max(p.max_timestamp_us);
+        }
+    }
+    let start = opts.range.from_us.unwrap_or(lo);
+    let end = opts.range.to_us.unwrap_or(hi);
+    Ok(if start <= end { (start, end) } else { (0, 0) })
+}
+
+/// The time a rule's executions search a hit by: its `timestamp_override` when the hit has
+/// it, else `@timestamp` (as the detection engine falls back).
+fn search_time(rule: &RuleVersion, hit: &Hit) -> i64 {
+    rule.timestamp_override
+        .as_deref()
+        .filter(|f| *f == OVERRIDE_FIELD)
+        .and_then(|f| hit.field(f))
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).ok())
+        .map_or(hit.timestamp_us, |t| t.timestamp_micros())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn version_row(
+    rule: &RuleVersion,
+    d: &VersionDiff,
+    own: &[&Hit],
+    start: i64,
+    end: i64,
+    days: f64,
+    malicious: Option<&BTreeSet<EventRef>>,
+    report: &mut BacktestReport,
+) -> VersionRow {
+    let replayed = match Schedule::of(&rule.interval, &rule.from, rule.max_signals) {
+        Ok(schedule) => {
+            if rule
+                .timestamp_override
+                .as_deref()
+                .is_some_and(|f| f != OVERRIDE_FIELD)
+            {
+                report.warnings.push(format!(
+                    "{}: replayed on @timestamp (quarry carries only {OVERRIDE_FIELD} as a timestamp override)",
+                    rule.key()
+                ));
+            }
+            let times: Vec<i64> = own.iter().map(|h| search_time(rule, h)).collect();
+            Some(replay(&times, start, end, &schedule))
+        }
+        Err(e) => {
+            report
+                .warnings
+                .push(format!("{}: no schedule replay: {e}", rule.key()));
+            None
+        }
+    };
+    let hosts: BTreeSet<&str> = own.iter().filter_map(|h| h.field("host.name")).collect();
+    let users: BTreeSet<&str> = own
+        .iter()
+        .filter_map(|h| h.field("user.name").or(h.field("user.id")))
+        .collect();
+    let truth = malicious.map(|bad| {
+        let (tp, fp): (Vec<&&Hit>, Vec<&&Hit>) =
+            own.iter().partition(|h| bad.contains(&EventRef::of(h)));
+        let fp_hosts: BTreeSet<&str> = fp.iter().filter_map(|h| h.field("host.name")).collect();
+        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+        TruthCounts {
+            true_positives: tp.len(),
+            false_positives: fp.len(),
+            false_negatives: bad.len() - tp.len(),
+            precision: ratio(tp.len(), own.len()),
+            recall: ratio(tp.len(), bad.len()),
+            false_positives_per_day: fp.len() as f64 / days,
+            false_positive_hosts: fp_hosts.len(),
+            false_positives_per_host: ratio(fp.len(), fp_hosts.len()),
+        }
+    });
+    VersionRow {
+        version: rule.version,
+        query_changed: d.query_changed,
+        hits: own.len(),
+        alerts: replayed.as_ref().map_or(0, |r| r.alerts),
+        executions: replayed.as_ref().map_or(0, |r| r.executions),
+        capped_executions: replayed.as_ref().map_or(0, |r| r.capped_executions),
+        dropped_by_cap: replayed.as_ref().map_or(0, |r| r.dropped),
+        not_searched: replayed.as_ref().map_or(0, |r| r.uncovered),
+        hosts: hosts.len(),
+        users: users.len(),
+        first_hit: own.iter().map(|h| h.timestamp_us).min().map(format_micros),
+        last_hit: own.iter().map(|h| h.timestamp_us).max().map(format_micros),
+        gained: d.gained,
+        lost: d.lost,
+        gained_examples: d.gained_examples.iter().map(example).collect(),
+        lost_examples: d.lost_examples.iter().map(example).collect(),
+        truth,
+    }
+}
+
+fn example(h: &Hit) -> Example {
+    Example {
+        time: format_micros(h.timestamp_us),
+        host: h.field("host.name").map(str::to_string),
+        user: h
+            .field("user.name")
+            .or(h.field("user.id"))
+            .map(str::to_string),
+        script_block_id: h
+            .field("powershell.file.script_block_id")
+            .map(str::to_string),
+        matched: h.matched.clone(),
+        file: h.file.clone(),
+        row: h.row,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::TRIAGE_FIELDS;
+
+    #[test]
+    fn executions_search_by_the_override_and_fall_back_to_the_event_time() {
+        let mut rule = truth_rule("labels.truth");
+        let mut hit = Hit {
+            rule_id: "r".into(),
+            rule_version: 1,
+            rule_name: String::new(),
+            severity: String::new(),
+            risk_score: 0.0,
+            timestamp_us: 1_000_000,
+            fields: vec![None; TRIAGE_FIELDS.len()],
+            matched: Vec::new(),
+            dataset: String::new(),
+            file: String::new(),
+            row: 0,
+        };
+        let at = TRIAGE_FIELDS
+            .iter()
+            .position(|f| *f == OVERRIDE_FIELD)
+            .expect("the override is a triage field");
+        hit.fields[at] = Some("1970-01-01T00:00:05Z".into());
+        assert_eq!(search_time(&rule, &hit), 1_000_000, "no override set");
+        rule.timestamp_override = Some(OVERRIDE_FIELD.into());
+        assert_eq!(search_time(&rule, &hit), 5_000_000);
+        hit.fields[at] = None;
+        assert_eq!(search_time(&rule, &hit), 1_000_000, "the event lacks it");
+    }
+}

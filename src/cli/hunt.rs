@@ -74,7 +74,7 @@ impl HuntProgress for Bar {
 }
 
 /// `2024-03-01` or RFC 3339 as microseconds since the epoch.
-fn parse_time(flag: &str, text: &str) -> Result<i64, String> {
+pub(super) fn parse_time(flag: &str, text: &str) -> Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_micros());
     }
@@ -127,6 +127,7 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
         threads: args.threads,
         fail_fast: args.fail_fast,
         sort_memory: args.sort_memory_mb.max(1) << 20,
+        extra_versions: Vec::new(),
     };
     let started = Instant::now();
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());

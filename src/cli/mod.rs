@@ -11,6 +11,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod backtest;
 mod gen;
 mod hunt;
 mod rules;
@@ -40,6 +41,9 @@ enum Command {
     Gen(gen::GenArgs),
     /// Run every selected version of every rule over datasets and write the hit table.
     Hunt(hunt::HuntArgs),
+    /// Per rule and version, from one hunt pass: hits, alerts after the schedule replay,
+    /// the change against the previous version, and accuracy against ground truth.
+    Backtest(backtest::BacktestArgs),
     /// Load, inspect and compare rule packs (every version of every rule).
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -103,6 +107,7 @@ pub fn main() -> i32 {
         Command::Rules(cmd) => rules::run(cmd),
         Command::Gen(args) => gen::run(args, &cancel),
         Command::Hunt(args) => hunt::run(args, &cancel),
+        Command::Backtest(args) => backtest::run(args, &cancel),
     }
 }
 

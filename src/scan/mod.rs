@@ -51,6 +51,8 @@ pub const TRIAGE_FIELDS: &[&str] = &[
     "powershell.sequence",
     "powershell.total",
     "file.path",
+    // The usual `timestamp_override`: a backtest's schedule replay searches by it.
+    "event.ingested",
 ];
 
 /// A Parquet file of a dataset, mapped into memory with its footer read.

@@ -1,0 +1,192 @@
+//! `quarry backtest`: arguments and the per-rule tables of a backtest.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use super::hunt::{parse_time, DEFAULT_DATASET};
+use super::rules::DEFAULT_PACK;
+use super::Bar;
+use crate::backtest::{self, BacktestOptions, BacktestReport};
+use crate::hunt::{HuntError, HuntOptions, VersionSelect};
+use crate::scan::TimeRange;
+
+#[derive(clap::Args, Debug)]
+pub struct BacktestArgs {
+    /// Rule packs (as for `hunt`).
+    #[arg(long = "rules", num_args = 1.., default_value = DEFAULT_PACK)]
+    packs: Vec<PathBuf>,
+    /// detection-rules' version.lock.json, giving TOML rules their version.
+    #[arg(long)]
+    version_lock: Option<PathBuf>,
+    /// Datasets written by `quarry convert` or `quarry gen`.
+    #[arg(long = "data", num_args = 1.., default_value = DEFAULT_DATASET)]
+    datasets: Vec<PathBuf>,
+    /// Only events at or after this time (RFC 3339, or a date meaning its midnight UTC); the
+    /// schedule replay starts here.
+    #[arg(long)]
+    from: Option<String>,
+    /// Only events before this time; the replay's last execution reaches it.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only these rules: an id or a unique prefix of one.
+    #[arg(long = "rule", num_args = 1..)]
+    rules: Vec<String>,
+    /// Versions of each rule: all, latest, or a list such as 3,8,320.
+    #[arg(long, default_value = "all")]
+    versions: String,
+    /// The keyword column whose value `malicious` marks the events a rule should alert on.
+    #[arg(long, default_value = "labels.truth")]
+    truth: String,
+    /// No ground truth: hits, alerts and diffs only.
+    #[arg(long)]
+    no_truth: bool,
+    /// Example events shown per version diff.
+    #[arg(long, default_value_t = 3)]
+    examples: usize,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
+    let usage = |m: String| {
+        eprintln!("quarry: {m}");
+        2
+    };
+    let versions = match VersionSelect::parse(&args.versions) {
+        Ok(v) => v,
+        Err(e) => return usage(format!("--versions: {e}")),
+    };
+    let mut range = TimeRange::default();
+    for (flag, text, slot) in [
+        ("from", &args.from, &mut range.from_us),
+        ("to", &args.to, &mut range.to_us),
+    ] {
+        if let Some(t) = text {
+            match parse_time(flag, t) {
+                Ok(us) => *slot = Some(us),
+                Err(e) => return usage(e),
+            }
+        }
+    }
+    let opts = BacktestOptions {
+        hunt: HuntOptions {
+            packs: args.packs.clone(),
+            version_lock: args.version_lock.clone(),
+            datasets: args.datasets.clone(),
+            rules: args.rules.clone(),
+            versions,
+            range,
+            threads: args.threads,
+            fail_fast: false,
+            sort_memory: 0,
+            extra_versions: Vec::new(),
+        },
+        truth: (!args.no_truth).then(|| args.truth.clone()),
+        examples: args.examples,
+    };
+    let bar = Bar::new(!args.json && std::io::stderr().is_terminal());
+    let result = backtest::run(&opts, &bar, cancel);
+    bar.clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("quarry: {e}");
+            return match e {
+                HuntError::Input(_) => 2,
+                HuntError::Failed(_) | HuntError::Output(_) => 3,
+                HuntError::Cancelled => 130,
+            };
+        }
+    };
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    for f in &report.failures {
+        eprintln!("error: {f}");
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("quarry: {e}");
+                return 3;
+            }
+        }
+    } else {
+        print_tables(&report);
+    }
+    if report.failures.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+fn print_tables(report: &BacktestReport) {
+    println!(
+        "{} to {} ({:.1} days), {} rows in {} row groups read once{}",
+        report.start.as_deref().unwrap_or("?"),
+        report.end.as_deref().unwrap_or("?"),
+        report.days,
+        report.rows,
+        report.units,
+        match report.labelled_malicious {
+            Some(n) => format!("; {n} events labelled malicious"),
+            None => String::new(),
+        }
+    );
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    for rule in &report.rules {
+        println!("\n{}  {}", rule.rule_id, rule.name);
+        println!(
+            "{:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
+            "version", "changed", "hits", "alerts", "capped", "dropped", "hosts", "users", "gained",
+            "lost", "TP", "FP", "FN", "prec", "recall", "FP/day"
+        );
+        for v in &rule.versions {
+            let t = v.truth.as_ref();
+            let n = |x: Option<usize>| x.map_or("-".to_string(), |x| x.to_string());
+            println!(
+                "{:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
+                v.version,
+                if v.query_changed { "yes" } else { "" },
+                v.hits,
+                v.alerts,
+                v.capped_executions,
+                v.dropped_by_cap,
+                v.hosts,
+                v.users,
+                format!("+{}", v.gained),
+                format!("-{}", v.lost),
+                n(t.map(|t| t.true_positives)),
+                n(t.map(|t| t.false_positives)),
+                n(t.map(|t| t.false_negatives)),
+                pct(t.and_then(|t| t.precision)),
+                pct(t.and_then(|t| t.recall)),
+                t.map_or("-".to_string(), |t| format!("{:.2}", t.false_positives_per_day)),
+            );
+        }
+        for v in rule.versions.iter().filter(|v| v.gained + v.lost > 0) {
+            println!(
+                "\n  v{}: +{} -{} against the previous version",
+                v.version, v.gained, v.lost
+            );
+            for (sign, examples) in [("+", &v.gained_examples), ("-", &v.lost_examples)] {
+                for e in examples {
+                    println!(
+                        "    {sign} {}  {}  {}  {}",
+                        e.time,
+                        e.host.as_deref().unwrap_or("-"),
+                        e.user.as_deref().unwrap_or("-"),
+                        e.matched.join("; ")
+                    );
+                }
+            }
+        }
+    }
+}
