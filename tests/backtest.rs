@@ -141,6 +141,7 @@ fn a_backtest_reports_what_the_hit_table_and_the_labels_say() {
             hunt: hunt_opts.clone(),
             truth: Some("labels.truth".into()),
             examples: 2,
+            exception: Some("host.name: \"ws-0073\" or user.id: S-1-5-19".into()),
         },
         &NoProgress,
         &AtomicBool::new(false),
@@ -166,6 +167,13 @@ fn a_backtest_reports_what_the_hit_table_and_the_labels_say() {
         .expect("hunt")
         .hits;
     assert_eq!(report.rules.len(), 1);
+    assert!(
+        report.rules[0]
+            .versions
+            .iter()
+            .any(|v| v.what_if.as_ref().is_some_and(|w| w.removed > 0)),
+        "the exception removes some hits"
+    );
     let rows = &report.rules[0].versions;
     assert_eq!(rows.len(), 29);
     let mut before = 0;
@@ -191,6 +199,33 @@ fn a_backtest_reports_what_the_hit_table_and_the_labels_say() {
         assert_eq!(t.recall, Some(tp as f64 / malicious.len() as f64));
         assert_eq!(v.hits, before + v.gained - v.lost, "v{}", v.version);
         assert_eq!(v.alerts + v.dropped_by_cap + v.not_searched, v.hits);
+        // The what-if, recomputed from the hits' triage fields.
+        let excepted: BTreeSet<(String, u64)> = hits
+            .iter()
+            .filter(|h| h.rule_version == v.version)
+            .filter(|h| {
+                h.field("host.name") == Some("ws-0073") || h.field("user.id") == Some("S-1-5-19")
+            })
+            .map(|h| (h.file.clone(), h.row))
+            .collect();
+        let w = v.what_if.as_ref().expect("what-if");
+        let lost = excepted.intersection(&malicious).count();
+        assert_eq!(
+            (
+                w.hits,
+                w.removed,
+                w.true_positives_lost,
+                w.false_positives_removed
+            ),
+            (
+                own.len() - excepted.len(),
+                excepted.len(),
+                Some(lost),
+                Some(excepted.len() - lost)
+            ),
+            "v{}",
+            v.version
+        );
         before = v.hits;
     }
 }

@@ -24,6 +24,9 @@ use schedule::{replay, Schedule};
 /// The rule id of the ground-truth query run beside the versions.
 pub const TRUTH_RULE: &str = "quarry-ground-truth";
 
+/// Appended to a rule id for the version run with the proposed exception.
+const WHAT_IF_SUFFIX: &str = "+exception";
+
 /// The value of the truth column that marks a malicious event.
 pub const MALICIOUS: &str = "malicious";
 
@@ -39,6 +42,22 @@ pub struct BacktestOptions {
     pub truth: Option<String>,
     /// Example events per gained or lost list of a version diff.
     pub examples: usize,
+    /// A proposed exception (KQL): every version is also run, in the same pass, with
+    /// `and not (...)` added to its query.
+    pub exception: Option<String>,
+}
+
+/// What a version would lose with the proposed exception.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WhatIf {
+    /// Hits with the exception added.
+    pub hits: usize,
+    /// Hits the exception removes.
+    pub removed: usize,
+    /// Of those, false positives (with ground truth).
+    pub false_positives_removed: Option<usize>,
+    /// And true positives (with ground truth).
+    pub true_positives_lost: Option<usize>,
 }
 
 /// True and false positives of one version against the labels.
@@ -91,6 +110,8 @@ pub struct VersionRow {
     pub gained_examples: Vec<Example>,
     pub lost_examples: Vec<Example>,
     pub truth: Option<TruthCounts>,
+    /// With `--exception`.
+    pub what_if: Option<WhatIf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,13 +144,13 @@ pub fn run(
     progress: &dyn HuntProgress,
     cancel: &AtomicBool,
 ) -> Result<BacktestReport, HuntError> {
-    let mut hunt_opts = opts.hunt.clone();
-    if let Some(column) = &opts.truth {
-        hunt_opts.extra_versions.push(truth_rule(column));
-    }
-    let found = hunt::hunt(&hunt_opts, progress, cancel)?;
-    let pack = pack::load(&opts.hunt.packs, &Default::default())
-        .map_err(|e| HuntError::Input(e.to_string()))?;
+    let pack = pack::load(
+        &opts.hunt.packs,
+        &pack::LoadOptions {
+            version_lock: opts.hunt.version_lock.clone(),
+        },
+    )
+    .map_err(|e| HuntError::Input(e.to_string()))?;
     let selected = hunt::select_versions(&pack, &opts.hunt.rules, &opts.hunt.versions)
         .map_err(HuntError::Input)?;
     let versions: Vec<&RuleVersion> = selected
@@ -137,12 +158,35 @@ pub fn run(
         .filter(|v| v.status.is_ready())
         .map(|v| &v.rule)
         .collect();
+    let mut hunt_opts = opts.hunt.clone();
+    if let Some(column) = &opts.truth {
+        hunt_opts.extra_versions.push(truth_rule(column));
+    }
+    let mut skipped = Vec::new();
+    if let Some(exception) = &opts.exception {
+        crate::rules::kql::parse(exception)
+            .map_err(|e| HuntError::Input(format!("--exception: {e}")))?;
+        for v in &versions {
+            match what_if_rule(v, exception) {
+                Some(rule) => hunt_opts.extra_versions.push(rule),
+                None => skipped.push(format!(
+                    "{}: no what-if for a {} query (only KQL takes the exception)",
+                    v.key(),
+                    v.language
+                )),
+            }
+        }
+    }
+    let found = hunt::hunt(&hunt_opts, progress, cancel)?;
     let (start, end) = span(&opts.hunt)?;
     let days = ((end - start) as f64 / 86_400e6).max(1.0 / 24.0);
     let (truth_hits, hits): (Vec<Hit>, Vec<Hit>) = found
         .hits
         .into_iter()
         .partition(|h| h.rule_id == TRUTH_RULE);
+    let (what_if_hits, hits): (Vec<Hit>, Vec<Hit>) = hits
+        .into_iter()
+        .partition(|h| h.rule_id.ends_with(WHAT_IF_SUFFIX));
     let malicious: Option<BTreeSet<EventRef>> = opts
         .truth
         .as_ref()
@@ -154,7 +198,7 @@ pub fn run(
         end: Some(format_micros(end)),
         days,
         labelled_malicious: malicious.as_ref().map(BTreeSet::len),
-        warnings: found.warnings,
+        warnings: found.warnings.into_iter().chain(skipped).collect(),
         failures: found.failures.iter().map(ToString::to_string).collect(),
         units: found.units,
         rows: found.rows,
@@ -165,7 +209,7 @@ pub fn run(
             .iter()
             .filter(|h| h.rule_id == rule.rule_id && h.rule_version == rule.version)
             .collect();
-        let row = version_row(
+        let mut row = version_row(
             rule,
             d,
             &own,
@@ -175,6 +219,9 @@ pub fn run(
             malicious.as_ref(),
             &mut report,
         );
+        if opts.exception.is_some() && rule.language == "kuery" {
+            row.what_if = Some(what_if(rule, &own, &what_if_hits, malicious.as_ref()));
+        }
         match report.rules.last_mut() {
             Some(r) if r.rule_id == rule.rule_id => r.versions.push(row),
             _ => report.rules.push(RuleReport {
@@ -206,6 +253,43 @@ fn truth_rule(column: &str) -> RuleVersion {
         risk_score: 0.0,
         source: "quarry backtest".into(),
     }
+}
+
+/// What the exception takes from `own`, the hits of `rule`: the hits of its what-if twin
+/// are the ones kept.
+fn what_if(
+    rule: &RuleVersion,
+    own: &[&Hit],
+    what_if_hits: &[Hit],
+    malicious: Option<&BTreeSet<EventRef>>,
+) -> WhatIf {
+    let id = format!("{}{WHAT_IF_SUFFIX}", rule.rule_id);
+    let kept: BTreeSet<EventRef> = what_if_hits
+        .iter()
+        .filter(|h| h.rule_id == id && h.rule_version == rule.version)
+        .map(EventRef::of)
+        .collect();
+    let removed: Vec<EventRef> = own
+        .iter()
+        .map(|h| EventRef::of(h))
+        .filter(|e| !kept.contains(e))
+        .collect();
+    let tp_lost = malicious.map(|bad| removed.iter().filter(|e| bad.contains(*e)).count());
+    WhatIf {
+        hits: kept.len(),
+        removed: removed.len(),
+        false_positives_removed: tp_lost.map(|lost| removed.len() - lost),
+        true_positives_lost: tp_lost,
+    }
+}
+
+/// `rule` with `and not (exception)` added to its KQL query, under a rule id of its own.
+fn what_if_rule(rule: &RuleVersion, exception: &str) -> Option<RuleVersion> {
+    (rule.language == "kuery").then(|| RuleVersion {
+        rule_id: format!("{}{WHAT_IF_SUFFIX}", rule.rule_id),
+        query: format!("({}) and not ({exception})", rule.query),
+        ..rule.clone()
+    })
 }
 
 /// `--from`/`--to`, else the first and last event of the datasets' parts.
@@ -309,6 +393,7 @@ fn version_row(
         gained_examples: d.gained_examples.iter().map(example).collect(),
         lost_examples: d.lost_examples.iter().map(example).collect(),
         truth,
+        what_if: None,
     }
 }
 

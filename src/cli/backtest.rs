@@ -41,6 +41,9 @@ pub struct BacktestArgs {
     /// No ground truth: hits, alerts and diffs only.
     #[arg(long)]
     no_truth: bool,
+    /// A proposed exception (KQL): what each version would lose with `and not (...)` added.
+    #[arg(long)]
+    exception: Option<String>,
     /// Example events shown per version diff.
     #[arg(long, default_value_t = 3)]
     examples: usize,
@@ -88,6 +91,7 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
         },
         truth: (!args.no_truth).then(|| args.truth.clone()),
         examples: args.examples,
+        exception: args.exception.clone(),
     };
     let bar = Bar::new(!args.json && std::io::stderr().is_terminal());
     let result = backtest::run(&opts, &bar, cancel);
@@ -170,6 +174,25 @@ fn print_tables(report: &BacktestReport) {
                 pct(t.and_then(|t| t.recall)),
                 t.map_or("-".to_string(), |t| format!("{:.2}", t.false_positives_per_day)),
             );
+        }
+        if rule.versions.iter().any(|v| v.what_if.is_some()) {
+            println!(
+                "\n  with the exception: {:>7} {:>7} {:>7} {:>9} {:>8}",
+                "version", "hits", "removed", "FP gone", "TP lost"
+            );
+            for v in &rule.versions {
+                if let Some(w) = &v.what_if {
+                    let n = |x: Option<usize>| x.map_or("-".to_string(), |x| x.to_string());
+                    println!(
+                        "                      {:>7} {:>7} {:>7} {:>9} {:>8}",
+                        v.version,
+                        w.hits,
+                        w.removed,
+                        n(w.false_positives_removed),
+                        n(w.true_positives_lost)
+                    );
+                }
+            }
         }
         for v in rule.versions.iter().filter(|v| v.gained + v.lost > 0) {
             println!(
