@@ -139,7 +139,7 @@ fn a_backtest_reports_what_the_hit_table_and_the_labels_say() {
     let report = quarry::backtest::run(
         &quarry::backtest::BacktestOptions {
             hunt: hunt_opts.clone(),
-            truth: Some("labels.truth".into()),
+            truth: Some(quarry::backtest::TruthSource::Column("labels.truth".into())),
             examples: 2,
             exception: Some("host.name: \"ws-0073\" or user.id: S-1-5-19".into()),
         },

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod schedule;
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
@@ -37,9 +38,8 @@ const OVERRIDE_FIELD: &str = "event.ingested";
 pub struct BacktestOptions {
     /// The rule packs, datasets, rules, versions, range and threads of the one hunt pass.
     pub hunt: HuntOptions,
-    /// The keyword column whose value `malicious` labels the events a rule should alert on
-    /// (`labels.truth` in generated data); none: no ground truth.
-    pub truth: Option<String>,
+    /// Ground truth; none: hits, alerts and diffs only.
+    pub truth: Option<TruthSource>,
     /// Example events per gained or lost list of a version diff.
     pub examples: usize,
     /// A proposed exception (KQL): every version is also run, in the same pass, with
@@ -60,7 +60,117 @@ pub struct WhatIf {
     pub true_positives_lost: Option<usize>,
 }
 
-/// True and false positives of one version against the labels.
+/// Where the ground truth comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TruthSource {
+    /// A keyword column whose value `malicious` labels the events a rule should alert on
+    /// (`labels.truth` in generated data), read in the hunt's pass.
+    Column(String),
+    /// A CSV file of incident windows with columns `host`, `start` and `end` (RFC 3339),
+    /// such as the generator's `_quarry/truth/incidents-run-*.csv`: a hit on that host
+    /// within the window is a true positive.
+    Incidents(PathBuf),
+}
+
+/// An incident window on one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub host: String,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+/// Reads incident windows; rows that cannot be read are skipped and described in the
+/// returned problems (file and line).
+pub fn read_incidents(path: &Path) -> Result<(Vec<Incident>, Vec<String>), String> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| format!("{}: no `{name}` column", path.display()))
+    };
+    let (host, start, end) = (column("host")?, column("start")?, column("end")?);
+    let time =
+        |s: &str| chrono::DateTime::parse_from_rfc3339(s.trim()).map(|t| t.timestamp_micros());
+    let mut incidents = Vec::new();
+    let mut problems = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let parsed = record.map_err(|e| e.to_string()).and_then(|r| {
+            let field = |k: usize| r.get(k).unwrap_or("").to_string();
+            let (s, e) = (field(start), field(end));
+            match (time(&s), time(&e)) {
+                (Ok(start_us), Ok(end_us)) if start_us <= end_us => Ok(Incident {
+                    host: field(host).trim().to_string(),
+                    start_us,
+                    end_us,
+                }),
+                _ => Err(format!("`{s}` to `{e}` is not a time window")),
+            }
+        });
+        match parsed {
+            Ok(incident) => incidents.push(incident),
+            Err(e) => problems.push(format!("{} line {line}: {e}", path.display())),
+        }
+    }
+    Ok((incidents, problems))
+}
+
+/// The ground truth a backtest compares hits against.
+enum Truth {
+    /// The labelled malicious events.
+    Events(BTreeSet<EventRef>),
+    Incidents(Vec<Incident>),
+}
+
+impl Truth {
+    fn is_true(&self, h: &Hit) -> bool {
+        match self {
+            Truth::Events(bad) => bad.contains(&EventRef::of(h)),
+            Truth::Incidents(all) => all.iter().any(|i| covers(i, h)),
+        }
+    }
+
+    fn counts(&self, own: &[&Hit], days: f64) -> TruthCounts {
+        let (tp, fp): (Vec<&&Hit>, Vec<&&Hit>) = own.iter().partition(|h| self.is_true(h));
+        let (positives, found) = match self {
+            Truth::Events(bad) => (bad.len(), tp.len()),
+            Truth::Incidents(all) => (
+                all.len(),
+                all.iter()
+                    .filter(|i| own.iter().any(|h| covers(i, h)))
+                    .count(),
+            ),
+        };
+        let fp_hosts: BTreeSet<&str> = fp.iter().filter_map(|h| h.field("host.name")).collect();
+        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+        TruthCounts {
+            true_positives: tp.len(),
+            false_positives: fp.len(),
+            false_negatives: positives - found,
+            precision: ratio(tp.len(), own.len()),
+            recall: ratio(found, positives),
+            false_positives_per_day: fp.len() as f64 / days,
+            false_positive_hosts: fp_hosts.len(),
+            false_positives_per_host: ratio(fp.len(), fp_hosts.len()),
+        }
+    }
+}
+
+fn covers(i: &Incident, h: &Hit) -> bool {
+    h.field("host.name") == Some(i.host.as_str())
+        && i.start_us <= h.timestamp_us
+        && h.timestamp_us <= i.end_us
+}
+
+/// True and false positives of one version against the ground truth. With incident
+/// windows, false negatives and recall count incidents (one with no hit is missed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TruthCounts {
     pub true_positives: usize,
@@ -128,8 +238,10 @@ pub struct BacktestReport {
     pub start: Option<String>,
     pub end: Option<String>,
     pub days: f64,
-    /// Events the truth column marks malicious (none without ground truth).
+    /// Events the truth column marks malicious, or incident windows read (none without
+    /// ground truth).
     pub labelled_malicious: Option<usize>,
+    pub incidents: Option<usize>,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
     /// Row groups and rows the one hunt pass read.
@@ -159,9 +271,18 @@ pub fn run(
         .map(|v| &v.rule)
         .collect();
     let mut hunt_opts = opts.hunt.clone();
-    if let Some(column) = &opts.truth {
+    if let Some(TruthSource::Column(column)) = &opts.truth {
         hunt_opts.extra_versions.push(truth_rule(column));
     }
+    let mut incident_problems = Vec::new();
+    let incidents = match &opts.truth {
+        Some(TruthSource::Incidents(path)) => {
+            let (all, problems) = read_incidents(path).map_err(HuntError::Input)?;
+            incident_problems = problems;
+            Some(all)
+        }
+        _ => None,
+    };
     let mut skipped = Vec::new();
     if let Some(exception) = &opts.exception {
         crate::rules::kql::parse(exception)
@@ -187,18 +308,33 @@ pub fn run(
     let (what_if_hits, hits): (Vec<Hit>, Vec<Hit>) = hits
         .into_iter()
         .partition(|h| h.rule_id.ends_with(WHAT_IF_SUFFIX));
-    let malicious: Option<BTreeSet<EventRef>> = opts
-        .truth
-        .as_ref()
-        .map(|_| truth_hits.iter().map(EventRef::of).collect());
+    let truth: Option<Truth> = match (&opts.truth, incidents) {
+        (Some(TruthSource::Column(_)), _) => {
+            Some(Truth::Events(truth_hits.iter().map(EventRef::of).collect()))
+        }
+        (_, Some(all)) => Some(Truth::Incidents(all)),
+        _ => None,
+    };
     let runs = diff::query_changes(&versions);
     let diffs = diff::diffs(&hits, &runs, opts.examples);
     let mut report = BacktestReport {
         start: Some(format_micros(start)),
         end: Some(format_micros(end)),
         days,
-        labelled_malicious: malicious.as_ref().map(BTreeSet::len),
-        warnings: found.warnings.into_iter().chain(skipped).collect(),
+        labelled_malicious: match &truth {
+            Some(Truth::Events(bad)) => Some(bad.len()),
+            _ => None,
+        },
+        incidents: match &truth {
+            Some(Truth::Incidents(all)) => Some(all.len()),
+            _ => None,
+        },
+        warnings: found
+            .warnings
+            .into_iter()
+            .chain(skipped)
+            .chain(incident_problems)
+            .collect(),
         failures: found.failures.iter().map(ToString::to_string).collect(),
         units: found.units,
         rows: found.rows,
@@ -209,18 +345,9 @@ pub fn run(
             .iter()
             .filter(|h| h.rule_id == rule.rule_id && h.rule_version == rule.version)
             .collect();
-        let mut row = version_row(
-            rule,
-            d,
-            &own,
-            start,
-            end,
-            days,
-            malicious.as_ref(),
-            &mut report,
-        );
+        let mut row = version_row(rule, d, &own, start, end, days, truth.as_ref(), &mut report);
         if opts.exception.is_some() && rule.language == "kuery" {
-            row.what_if = Some(what_if(rule, &own, &what_if_hits, malicious.as_ref()));
+            row.what_if = Some(what_if(rule, &own, &what_if_hits, truth.as_ref()));
         }
         match report.rules.last_mut() {
             Some(r) if r.rule_id == rule.rule_id => r.versions.push(row),
@@ -261,7 +388,7 @@ fn what_if(
     rule: &RuleVersion,
     own: &[&Hit],
     what_if_hits: &[Hit],
-    malicious: Option<&BTreeSet<EventRef>>,
+    truth: Option<&Truth>,
 ) -> WhatIf {
     let id = format!("{}{WHAT_IF_SUFFIX}", rule.rule_id);
     let kept: BTreeSet<EventRef> = what_if_hits
@@ -269,12 +396,11 @@ fn what_if(
         .filter(|h| h.rule_id == id && h.rule_version == rule.version)
         .map(EventRef::of)
         .collect();
-    let removed: Vec<EventRef> = own
+    let removed: Vec<&&Hit> = own
         .iter()
-        .map(|h| EventRef::of(h))
-        .filter(|e| !kept.contains(e))
+        .filter(|h| !kept.contains(&EventRef::of(h)))
         .collect();
-    let tp_lost = malicious.map(|bad| removed.iter().filter(|e| bad.contains(*e)).count());
+    let tp_lost = truth.map(|t| removed.iter().filter(|h| t.is_true(h)).count());
     WhatIf {
         hits: kept.len(),
         removed: removed.len(),
@@ -329,7 +455,7 @@ fn version_row(
     start: i64,
     end: i64,
     days: f64,
-    malicious: Option<&BTreeSet<EventRef>>,
+    truth: Option<&Truth>,
     report: &mut BacktestReport,
 ) -> VersionRow {
     let replayed = match Schedule::of(&rule.interval, &rule.from, rule.max_signals) {
@@ -359,22 +485,7 @@ fn version_row(
         .iter()
         .filter_map(|h| h.field("user.name").or(h.field("user.id")))
         .collect();
-    let truth = malicious.map(|bad| {
-        let (tp, fp): (Vec<&&Hit>, Vec<&&Hit>) =
-            own.iter().partition(|h| bad.contains(&EventRef::of(h)));
-        let fp_hosts: BTreeSet<&str> = fp.iter().filter_map(|h| h.field("host.name")).collect();
-        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
-        TruthCounts {
-            true_positives: tp.len(),
-            false_positives: fp.len(),
-            false_negatives: bad.len() - tp.len(),
-            precision: ratio(tp.len(), own.len()),
-            recall: ratio(tp.len(), bad.len()),
-            false_positives_per_day: fp.len() as f64 / days,
-            false_positive_hosts: fp_hosts.len(),
-            false_positives_per_host: ratio(fp.len(), fp_hosts.len()),
-        }
-    });
+    let truth = truth.map(|t| t.counts(own, days));
     VersionRow {
         version: rule.version,
         query_changed: d.query_changed,
@@ -445,5 +556,56 @@ mod tests {
         assert_eq!(search_time(&rule, &hit), 5_000_000);
         hit.fields[at] = None;
         assert_eq!(search_time(&rule, &hit), 1_000_000, "the event lacks it");
+    }
+
+    fn hit_on(host: &str, us: i64, row: u64) -> Hit {
+        let mut fields = vec![None; TRIAGE_FIELDS.len()];
+        fields[0] = Some(host.to_string());
+        Hit {
+            rule_id: "r".into(),
+            rule_version: 1,
+            rule_name: String::new(),
+            severity: String::new(),
+            risk_score: 0.0,
+            timestamp_us: us,
+            fields,
+            matched: Vec::new(),
+            dataset: "d".into(),
+            file: "f".into(),
+            row,
+        }
+    }
+
+    #[test]
+    fn incident_windows_decide_hits_and_count_missed_incidents() {
+        assert_eq!(TRIAGE_FIELDS[0], "host.name");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("incidents.csv");
+        std::fs::write(
+            &path,
+            "campaign,host,start,end\n\
+             a,ws-1,1970-01-01T00:00:10Z,1970-01-01T00:00:20Z\n\
+             b,ws-2,1970-01-01T00:01:00Z,1970-01-01T00:02:00Z\n\
+             c,ws-3,yesterday,1970-01-01T00:02:00Z\n",
+        )
+        .expect("write");
+        let (incidents, problems) = read_incidents(&path).expect("read");
+        assert_eq!(incidents.len(), 2);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("line 4"), "{problems:?}");
+        let truth = Truth::Incidents(incidents);
+        let hits = [
+            hit_on("ws-1", 10_000_000, 1), // on the window's first instant
+            hit_on("ws-1", 20_000_001, 2), // just after it
+            hit_on("ws-2", 10_000_000, 3), // another host's window
+        ];
+        let own: Vec<&Hit> = hits.iter().collect();
+        let c = truth.counts(&own, 1.0);
+        assert_eq!(
+            (c.true_positives, c.false_positives, c.false_negatives),
+            (1, 2, 1)
+        );
+        assert_eq!(c.recall, Some(0.5));
+        assert_eq!(c.false_positive_hosts, 2);
     }
 }

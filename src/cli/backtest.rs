@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use super::hunt::{parse_time, DEFAULT_DATASET};
 use super::rules::DEFAULT_PACK;
 use super::Bar;
-use crate::backtest::{self, BacktestOptions, BacktestReport};
+use crate::backtest::{self, BacktestOptions, BacktestReport, TruthSource};
 use crate::hunt::{HuntError, HuntOptions, VersionSelect};
 use crate::scan::TimeRange;
 
@@ -35,7 +35,8 @@ pub struct BacktestArgs {
     /// Versions of each rule: all, latest, or a list such as 3,8,320.
     #[arg(long, default_value = "all")]
     versions: String,
-    /// The keyword column whose value `malicious` marks the events a rule should alert on.
+    /// Ground truth: the keyword column whose value `malicious` marks the events a rule
+    /// should alert on, or a CSV file of incident windows (columns host, start, end).
     #[arg(long, default_value = "labels.truth")]
     truth: String,
     /// No ground truth: hits, alerts and diffs only.
@@ -89,7 +90,13 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
             sort_memory: 0,
             extra_versions: Vec::new(),
         },
-        truth: (!args.no_truth).then(|| args.truth.clone()),
+        truth: (!args.no_truth).then(|| {
+            let path = PathBuf::from(&args.truth);
+            match path.extension().is_some_and(|e| e == "csv") {
+                true => TruthSource::Incidents(path),
+                false => TruthSource::Column(args.truth.clone()),
+            }
+        }),
         examples: args.examples,
         exception: args.exception.clone(),
     };
@@ -139,9 +146,10 @@ fn print_tables(report: &BacktestReport) {
         report.days,
         report.rows,
         report.units,
-        match report.labelled_malicious {
-            Some(n) => format!("; {n} events labelled malicious"),
-            None => String::new(),
+        match (report.labelled_malicious, report.incidents) {
+            (Some(n), _) => format!("; {n} events labelled malicious"),
+            (_, Some(n)) => format!("; {n} incident windows (FN and recall count incidents)"),
+            _ => String::new(),
         }
     );
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
