@@ -229,3 +229,48 @@ fn a_backtest_reports_what_the_hit_table_and_the_labels_say() {
         before = v.hits;
     }
 }
+
+#[test]
+fn a_suggested_exception_removes_the_hits_of_its_cluster() {
+    let hunt_opts = HuntOptions {
+        packs: vec![repo("datasets/rules")],
+        version_lock: None,
+        datasets: vec![repo("datasets/sample")],
+        rules: Vec::new(),
+        versions: VersionSelect::List([320].into_iter().collect()),
+        range: TimeRange::default(),
+        threads: 0,
+        fail_fast: false,
+        sort_memory: 0,
+        extra_versions: Vec::new(),
+    };
+    let run = |exception: Option<String>| {
+        quarry::backtest::run(
+            &quarry::backtest::BacktestOptions {
+                hunt: hunt_opts.clone(),
+                truth: Some(quarry::backtest::TruthSource::Column("labels.truth".into())),
+                examples: 0,
+                exception,
+            },
+            &NoProgress,
+            &AtomicBool::new(false),
+        )
+        .expect("backtest")
+    };
+    let plain = run(None);
+    let v320 = &plain.rules[0].versions[0];
+    let top = v320
+        .clusters
+        .first()
+        .expect("false positives cluster somewhere");
+    let fp = v320.truth.as_ref().expect("truth").false_positives;
+    assert!(top.hits >= 2 && top.hits <= fp);
+    let with = run(Some(top.exception.clone()));
+    let w = with.rules[0].versions[0].what_if.as_ref().expect("what-if");
+    assert!(
+        w.false_positives_removed.expect("truth") >= top.hits,
+        "{} removes {w:?}, its cluster has {} false positives",
+        top.exception,
+        top.hits
+    );
+}

@@ -196,6 +196,20 @@ pub struct Example {
     pub row: u64,
 }
 
+/// A value many of a version's false positives (or, without ground truth, its hits) share.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cluster {
+    pub field: String,
+    pub value: String,
+    pub hits: usize,
+    /// The exception that would remove them, as KQL (try it with `--exception`).
+    pub exception: String,
+}
+
+/// Fields clusters are made on, and how many clusters each gives.
+const CLUSTER_FIELDS: &[&str] = &["host.name", "user.name", "user.id", "file.path"];
+const CLUSTERS_PER_FIELD: usize = 3;
+
 /// One row of a rule's table: a version's hits, alerts and (with labels) accuracy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VersionRow {
@@ -220,6 +234,9 @@ pub struct VersionRow {
     pub gained_examples: Vec<Example>,
     pub lost_examples: Vec<Example>,
     pub truth: Option<TruthCounts>,
+    /// The noisiest values of the cluster fields among false positives (among all hits
+    /// without ground truth), most hits first.
+    pub clusters: Vec<Cluster>,
     /// With `--exception`.
     pub what_if: Option<WhatIf>,
 }
@@ -485,6 +502,12 @@ fn version_row(
         .iter()
         .filter_map(|h| h.field("user.name").or(h.field("user.id")))
         .collect();
+    let noise: Vec<&Hit> = own
+        .iter()
+        .copied()
+        .filter(|h| truth.is_none_or(|t| !t.is_true(h)))
+        .collect();
+    let clusters = clusters(&noise);
     let truth = truth.map(|t| t.counts(own, days));
     VersionRow {
         version: rule.version,
@@ -504,8 +527,37 @@ fn version_row(
         gained_examples: d.gained_examples.iter().map(example).collect(),
         lost_examples: d.lost_examples.iter().map(example).collect(),
         truth,
+        clusters,
         what_if: None,
     }
+}
+
+/// The top values of each cluster field among `hits` (two hits at least).
+fn clusters(hits: &[&Hit]) -> Vec<Cluster> {
+    let mut out = Vec::new();
+    for field in CLUSTER_FIELDS {
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for h in hits {
+            if let Some(v) = h.field(field) {
+                *counts.entry(v).or_default() += 1;
+            }
+        }
+        let mut top: Vec<(&str, usize)> = counts.into_iter().filter(|(_, n)| *n >= 2).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (value, n) in top.into_iter().take(CLUSTERS_PER_FIELD) {
+            out.push(Cluster {
+                field: field.to_string(),
+                value: value.to_string(),
+                hits: n,
+                exception: format!(
+                    "{field}: \"{}\"",
+                    value.replace('\\', "\\\\").replace('"', "\\\"")
+                ),
+            });
+        }
+    }
+    out.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.field.cmp(&b.field)));
+    out
 }
 
 fn example(h: &Hit) -> Example {

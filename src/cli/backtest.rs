@@ -183,6 +183,19 @@ fn print_tables(report: &BacktestReport) {
                 t.map_or("-".to_string(), |t| format!("{:.2}", t.false_positives_per_day)),
             );
         }
+        if let Some(last) = rule.versions.last().filter(|v| !v.clusters.is_empty()) {
+            let what = match last.truth {
+                Some(_) => "false positives",
+                None => "hits",
+            };
+            println!(
+                "\n  noisiest {what} of v{} (an exception for each):",
+                last.version
+            );
+            for c in &last.clusters {
+                println!("    {:>6}  {}", c.hits, c.exception);
+            }
+        }
         if rule.versions.iter().any(|v| v.what_if.is_some()) {
             println!(
                 "\n  with the exception: {:>7} {:>7} {:>7} {:>9} {:>8}",
