@@ -13,21 +13,26 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-#[test]
-fn version_diffs_of_the_seed_rule_add_up_to_each_versions_hits() {
-    let packs = vec![repo("datasets/rules")];
-    let opts = HuntOptions {
-        packs: packs.clone(),
+/// The shipped seed pack over the shipped sample.
+fn sample_hunt(versions: VersionSelect) -> HuntOptions {
+    HuntOptions {
+        packs: vec![repo("datasets/rules")],
         version_lock: None,
         datasets: vec![repo("datasets/sample")],
         rules: Vec::new(),
-        versions: VersionSelect::All,
+        versions,
         range: TimeRange::default(),
         threads: 0,
         fail_fast: false,
         sort_memory: 0,
         extra_versions: Vec::new(),
-    };
+    }
+}
+
+#[test]
+fn version_diffs_of_the_seed_rule_add_up_to_each_versions_hits() {
+    let packs = vec![repo("datasets/rules")];
+    let opts = sample_hunt(VersionSelect::All);
     let report = hunt::hunt(&opts, &NoProgress, &AtomicBool::new(false)).expect("hunt");
     let pack = quarry::rules::pack::load(&packs, &Default::default()).expect("pack");
     let versions: Vec<_> = pack.versions.iter().map(|v| &v.rule).collect();
@@ -124,18 +129,7 @@ fn labelled_malicious(dataset: &Path) -> BTreeSet<(String, u64)> {
 #[test]
 fn a_backtest_reports_what_the_hit_table_and_the_labels_say() {
     let dataset = repo("datasets/sample");
-    let hunt_opts = HuntOptions {
-        packs: vec![repo("datasets/rules")],
-        version_lock: None,
-        datasets: vec![dataset.clone()],
-        rules: Vec::new(),
-        versions: VersionSelect::All,
-        range: TimeRange::default(),
-        threads: 0,
-        fail_fast: false,
-        sort_memory: 0,
-        extra_versions: Vec::new(),
-    };
+    let hunt_opts = sample_hunt(VersionSelect::All);
     let report = quarry::backtest::run(
         &quarry::backtest::BacktestOptions {
             hunt: hunt_opts.clone(),
@@ -232,18 +226,7 @@ fn a_backtest_reports_what_the_hit_table_and_the_labels_say() {
 
 #[test]
 fn a_suggested_exception_removes_the_hits_of_its_cluster() {
-    let hunt_opts = HuntOptions {
-        packs: vec![repo("datasets/rules")],
-        version_lock: None,
-        datasets: vec![repo("datasets/sample")],
-        rules: Vec::new(),
-        versions: VersionSelect::List([320].into_iter().collect()),
-        range: TimeRange::default(),
-        threads: 0,
-        fail_fast: false,
-        sort_memory: 0,
-        extra_versions: Vec::new(),
-    };
+    let hunt_opts = sample_hunt(VersionSelect::List([320].into_iter().collect()));
     let run = |exception: Option<String>| {
         quarry::backtest::run(
             &quarry::backtest::BacktestOptions {

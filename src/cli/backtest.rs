@@ -4,37 +4,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use super::hunt::{parse_time, DEFAULT_DATASET};
-use super::rules::DEFAULT_PACK;
+use super::hunt::{failed, SelectArgs};
 use super::Bar;
 use crate::backtest::{self, BacktestOptions, BacktestReport, TruthSource};
-use crate::hunt::{HuntError, HuntOptions, VersionSelect};
-use crate::scan::TimeRange;
 
 #[derive(clap::Args, Debug)]
 pub struct BacktestArgs {
-    /// Rule packs (as for `hunt`).
-    #[arg(long = "rules", num_args = 1.., default_value = DEFAULT_PACK)]
-    packs: Vec<PathBuf>,
-    /// detection-rules' version.lock.json, giving TOML rules their version.
-    #[arg(long)]
-    version_lock: Option<PathBuf>,
-    /// Datasets written by `quarry convert` or `quarry gen`.
-    #[arg(long = "data", num_args = 1.., default_value = DEFAULT_DATASET)]
-    datasets: Vec<PathBuf>,
-    /// Only events at or after this time (RFC 3339, or a date meaning its midnight UTC); the
-    /// schedule replay starts here.
-    #[arg(long)]
-    from: Option<String>,
-    /// Only events before this time; the replay's last execution reaches it.
-    #[arg(long)]
-    to: Option<String>,
-    /// Only these rules: an id or a unique prefix of one.
-    #[arg(long = "rule", num_args = 1..)]
-    rules: Vec<String>,
-    /// Versions of each rule: all, latest, or a list such as 3,8,320.
-    #[arg(long, default_value = "all")]
-    versions: String,
+    #[command(flatten)]
+    select: SelectArgs,
     /// Ground truth: the keyword column whose value `malicious` marks the events a rule
     /// should alert on, or a CSV file of incident windows (columns host, start, end).
     #[arg(long, default_value = "labels.truth")]
@@ -48,9 +25,6 @@ pub struct BacktestArgs {
     /// Example events shown per version diff.
     #[arg(long, default_value_t = 3)]
     examples: usize,
-    /// Worker threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -61,35 +35,12 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
         eprintln!("quarry: {m}");
         2
     };
-    let versions = match VersionSelect::parse(&args.versions) {
-        Ok(v) => v,
-        Err(e) => return usage(format!("--versions: {e}")),
+    let hunt = match args.select.options() {
+        Ok(o) => o,
+        Err(e) => return usage(e),
     };
-    let mut range = TimeRange::default();
-    for (flag, text, slot) in [
-        ("from", &args.from, &mut range.from_us),
-        ("to", &args.to, &mut range.to_us),
-    ] {
-        if let Some(t) = text {
-            match parse_time(flag, t) {
-                Ok(us) => *slot = Some(us),
-                Err(e) => return usage(e),
-            }
-        }
-    }
     let opts = BacktestOptions {
-        hunt: HuntOptions {
-            packs: args.packs.clone(),
-            version_lock: args.version_lock.clone(),
-            datasets: args.datasets.clone(),
-            rules: args.rules.clone(),
-            versions,
-            range,
-            threads: args.threads,
-            fail_fast: false,
-            sort_memory: 0,
-            extra_versions: Vec::new(),
-        },
+        hunt,
         truth: (!args.no_truth).then(|| {
             let path = PathBuf::from(&args.truth);
             match path.extension().is_some_and(|e| e == "csv") {
@@ -105,14 +56,7 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
     bar.clear();
     let report = match result {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("quarry: {e}");
-            return match e {
-                HuntError::Input(_) => 2,
-                HuntError::Failed(_) | HuntError::Output(_) => 3,
-                HuntError::Cancelled => 130,
-            };
-        }
+        Err(e) => return failed(e),
     };
     for w in &report.warnings {
         eprintln!("warning: {w}");

@@ -15,8 +15,10 @@ use crate::sink::{Format, HitWriter};
 /// The dataset `hunt` reads when none is given.
 pub const DEFAULT_DATASET: &str = "datasets/sample";
 
+/// What a hunt pass reads: rules, versions, datasets, time range, threads (shared by
+/// `hunt` and `backtest`).
 #[derive(clap::Args, Debug)]
-pub struct HuntArgs {
+pub struct SelectArgs {
     /// Rule packs: quarry pack TOML, detection-rules TOML, Kibana/Fleet JSON or NDJSON
     /// exports, files or directories.
     #[arg(long = "rules", num_args = 1.., default_value = DEFAULT_PACK)]
@@ -42,6 +44,41 @@ pub struct HuntArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+}
+
+impl SelectArgs {
+    /// The hunt's options, or what is wrong with the arguments.
+    pub fn options(&self) -> Result<HuntOptions, String> {
+        let versions =
+            VersionSelect::parse(&self.versions).map_err(|e| format!("--versions: {e}"))?;
+        let mut range = TimeRange::default();
+        for (flag, text, slot) in [
+            ("from", &self.from, &mut range.from_us),
+            ("to", &self.to, &mut range.to_us),
+        ] {
+            if let Some(t) = text {
+                *slot = Some(parse_time(flag, t)?);
+            }
+        }
+        Ok(HuntOptions {
+            packs: self.packs.clone(),
+            version_lock: self.version_lock.clone(),
+            datasets: self.datasets.clone(),
+            rules: self.rules.clone(),
+            versions,
+            range,
+            threads: self.threads,
+            fail_fast: false,
+            sort_memory: 0,
+            extra_versions: Vec::new(),
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HuntArgs {
+    #[command(flatten)]
+    select: SelectArgs,
     /// The hit table to write.
     #[arg(long, default_value = "hits.parquet")]
     out: PathBuf,
@@ -73,8 +110,19 @@ impl HuntProgress for Bar {
     }
 }
 
+/// Prints a hunt's error and gives the exit status: 2 bad input, 3 a failed unit with
+/// `--fail-fast` or output that cannot be written, 130 interrupted.
+pub(super) fn failed(e: HuntError) -> i32 {
+    eprintln!("quarry: {e}");
+    match e {
+        HuntError::Input(_) => 2,
+        HuntError::Failed(_) | HuntError::Output(_) => 3,
+        HuntError::Cancelled => 130,
+    }
+}
+
 /// `2024-03-01` or RFC 3339 as microseconds since the epoch.
-pub(super) fn parse_time(flag: &str, text: &str) -> Result<i64, String> {
+fn parse_time(flag: &str, text: &str) -> Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp_micros());
     }
@@ -90,10 +138,6 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
         eprintln!("quarry: {m}");
         2
     };
-    let versions = match VersionSelect::parse(&args.versions) {
-        Ok(v) => v,
-        Err(e) => return usage(format!("--versions: {e}")),
-    };
     let format = match &args.format {
         Some(f) => match Format::parse(f) {
             Some(f) => f,
@@ -105,29 +149,13 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
             .and_then(|e| Format::parse(&e.to_string_lossy()))
             .unwrap_or(Format::Parquet),
     };
-    let mut range = TimeRange::default();
-    for (flag, text, slot) in [
-        ("from", &args.from, &mut range.from_us),
-        ("to", &args.to, &mut range.to_us),
-    ] {
-        if let Some(t) = text {
-            match parse_time(flag, t) {
-                Ok(us) => *slot = Some(us),
-                Err(e) => return usage(e),
-            }
-        }
-    }
-    let opts = HuntOptions {
-        packs: args.packs.clone(),
-        version_lock: args.version_lock.clone(),
-        datasets: args.datasets.clone(),
-        rules: args.rules.clone(),
-        versions,
-        range,
-        threads: args.threads,
-        fail_fast: args.fail_fast,
-        sort_memory: args.sort_memory_mb.max(1) << 20,
-        extra_versions: Vec::new(),
+    let opts = match args.select.options() {
+        Ok(o) => HuntOptions {
+            fail_fast: args.fail_fast,
+            sort_memory: args.sort_memory_mb.max(1) << 20,
+            ..o
+        },
+        Err(e) => return usage(e),
     };
     let started = Instant::now();
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
@@ -150,14 +178,7 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
     bar.clear();
     let report = match result {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("quarry: {e}");
-            return match e {
-                HuntError::Input(_) => 2,
-                HuntError::Failed(_) | HuntError::Output(_) => 3,
-                HuntError::Cancelled => 130,
-            };
-        }
+        Err(e) => return failed(e),
     };
     if let Err(e) = writer.finish() {
         eprintln!("quarry: cannot write the hit table: {e}");
