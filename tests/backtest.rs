@@ -235,6 +235,10 @@ fn check_backtest(dataset: &Path, exception: &str, excepted: &dyn Fn(&quarry::si
         assert_eq!(t.recall, Some(tp as f64 / malicious.len() as f64));
         assert_eq!(v.hits, before + v.gained - v.lost, "v{}", v.version);
         assert_eq!(v.alerts + v.dropped_by_cap + v.not_searched, v.hits);
+        assert_eq!(
+            v.alerts_per_day.iter().map(|d| d.alerts).sum::<usize>(),
+            v.alerts
+        );
         // The what-if, recomputed from the hits' triage fields.
         let removed: BTreeSet<(String, u64)> = hits
             .iter()

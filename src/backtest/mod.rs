@@ -206,6 +206,14 @@ pub struct Cluster {
     pub exception: String,
 }
 
+/// Alerts on one UTC day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayCount {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub alerts: usize,
+}
+
 /// Fields clusters are made on, and how many clusters each gives.
 const CLUSTER_FIELDS: &[&str] = &["host.name", "user.name", "user.id", "file.path"];
 const CLUSTERS_PER_FIELD: usize = 3;
@@ -237,6 +245,8 @@ pub struct VersionRow {
     /// The noisiest values of the cluster fields among false positives (among all hits
     /// without ground truth), most hits first.
     pub clusters: Vec<Cluster>,
+    /// Replayed alerts per UTC day of the alerted events, days without alerts left out.
+    pub alerts_per_day: Vec<DayCount>,
     /// With `--exception`.
     pub what_if: Option<WhatIf>,
 }
@@ -528,8 +538,33 @@ fn version_row(
         lost_examples: d.lost_examples.iter().map(example).collect(),
         truth,
         clusters,
+        alerts_per_day: replayed
+            .as_ref()
+            .map(|r| alerts_per_day(own, &r.alerted_at))
+            .unwrap_or_default(),
         what_if: None,
     }
+}
+
+/// Alerted hits of `own` counted by the UTC day of their event.
+fn alerts_per_day(own: &[&Hit], alerted_at: &[Option<i64>]) -> Vec<DayCount> {
+    let mut days: std::collections::BTreeMap<i64, usize> = Default::default();
+    for (h, at) in own.iter().zip(alerted_at) {
+        if at.is_some() {
+            *days
+                .entry(h.timestamp_us.div_euclid(86_400_000_000))
+                .or_default() += 1;
+        }
+    }
+    days.into_iter()
+        .map(|(day, alerts)| {
+            let time = format_micros(day.saturating_mul(86_400_000_000));
+            DayCount {
+                day: time.get(..10).unwrap_or(&time).to_string(),
+                alerts,
+            }
+        })
+        .collect()
 }
 
 /// The top values of each cluster field among `hits` (two hits at least).

@@ -140,6 +140,22 @@ fn print_tables(report: &BacktestReport) {
                 println!("    {:>6}  {}", c.hits, c.exception);
             }
         }
+        if let Some(last) = rule
+            .versions
+            .last()
+            .filter(|v| !v.alerts_per_day.is_empty())
+        {
+            let days: Vec<String> = last
+                .alerts_per_day
+                .iter()
+                .map(|d| format!("{} {}", d.day, d.alerts))
+                .collect();
+            println!(
+                "\n  alerts per day of v{}: {}",
+                last.version,
+                days.join(", ")
+            );
+        }
         if rule.versions.iter().any(|v| v.what_if.is_some()) {
             println!(
                 "\n  with the exception: {:>7} {:>7} {:>7} {:>9} {:>8}",
