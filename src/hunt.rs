@@ -506,12 +506,14 @@ fn open_source(
     let mut columns = Columns::default();
     // A column is always null when it is null in every part that has it.
     let mut ever_set: BTreeSet<String> = BTreeSet::new();
+    let mut pruned = 0;
     for staged in manifest.parts() {
         if !opts
             .range
             .overlaps(staged.min_timestamp_us, staged.max_timestamp_us)
         {
             report.units_pruned += 1;
+            pruned += 1;
             continue;
         }
         match Part::open(root, &staged.path) {
@@ -541,11 +543,7 @@ fn open_source(
     }
     columns.all_null = columns.names.difference(&ever_set).cloned().collect();
     let plan = Plan::compile(versions, &columns, FieldTypes::new(analyzer), &indices);
-    let in_range = manifest
-        .parts()
-        .filter(|p| opts.range.overlaps(p.min_timestamp_us, p.max_timestamp_us))
-        .count();
-    let out_of_range = (in_range == 0 && manifest.parts().next().is_some()).then(|| {
+    let out_of_range = (pruned > 0 && pruned == manifest.parts().count()).then(|| {
         format!(
             "{} to {}",
             manifest.min_timestamp.as_deref().unwrap_or("?"),

@@ -8,7 +8,7 @@
 pub mod diff;
 pub mod schedule;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -367,14 +367,16 @@ pub fn run(
         rows: found.rows,
         ..Default::default()
     };
+    let by_version = by_version_of(&hits);
+    let twins = by_version_of(&what_if_hits);
     for (rule, d) in versions.iter().zip(&diffs) {
-        let own: Vec<&Hit> = hits
-            .iter()
-            .filter(|h| h.rule_id == rule.rule_id && h.rule_version == rule.version)
-            .collect();
-        let mut row = version_row(rule, d, &own, start, end, days, truth.as_ref(), &mut report);
-        if opts.exception.is_some() && rule.language == "kuery" {
-            row.what_if = Some(what_if(rule, &own, &what_if_hits, truth.as_ref()));
+        let key = (rule.rule_id.clone(), rule.version);
+        let own = by_version.get(&key).map_or(&[][..], Vec::as_slice);
+        let mut row = version_row(rule, d, own, start, end, days, truth.as_ref(), &mut report);
+        if opts.exception.is_some() && takes_exception(rule) {
+            let twin = (format!("{}{WHAT_IF_SUFFIX}", rule.rule_id), rule.version);
+            let kept = twins.get(&twin).map_or(&[][..], Vec::as_slice);
+            row.what_if = Some(what_if(own, kept, truth.as_ref()));
         }
         match report.rules.last_mut() {
             Some(r) if r.rule_id == rule.rule_id => r.versions.push(row),
@@ -409,20 +411,21 @@ fn truth_rule(column: &str) -> RuleVersion {
     }
 }
 
-/// What the exception takes from `own`, the hits of `rule`: the hits of its what-if twin
-/// are the ones kept.
-fn what_if(
-    rule: &RuleVersion,
-    own: &[&Hit],
-    what_if_hits: &[Hit],
-    truth: Option<&Truth>,
-) -> WhatIf {
-    let id = format!("{}{WHAT_IF_SUFFIX}", rule.rule_id);
-    let kept: BTreeSet<EventRef> = what_if_hits
-        .iter()
-        .filter(|h| h.rule_id == id && h.rule_version == rule.version)
-        .map(EventRef::of)
-        .collect();
+/// Hits grouped by (rule id, version).
+fn by_version_of(hits: &[Hit]) -> HashMap<(String, u32), Vec<&Hit>> {
+    let mut out: HashMap<(String, u32), Vec<&Hit>> = HashMap::new();
+    for h in hits {
+        out.entry((h.rule_id.clone(), h.rule_version))
+            .or_default()
+            .push(h);
+    }
+    out
+}
+
+/// What the exception takes from `own`, the hits of a version: `kept` are the hits of its
+/// what-if twin.
+fn what_if(own: &[&Hit], kept: &[&Hit], truth: Option<&Truth>) -> WhatIf {
+    let kept: BTreeSet<EventRef> = kept.iter().map(|h| EventRef::of(h)).collect();
     let removed: Vec<&&Hit> = own
         .iter()
         .filter(|h| !kept.contains(&EventRef::of(h)))
@@ -436,9 +439,14 @@ fn what_if(
     }
 }
 
+/// Whether a version can take a KQL exception (its query is KQL).
+fn takes_exception(rule: &RuleVersion) -> bool {
+    rule.language == "kuery"
+}
+
 /// `rule` with `and not (exception)` added to its KQL query, under a rule id of its own.
 fn what_if_rule(rule: &RuleVersion, exception: &str) -> Option<RuleVersion> {
-    (rule.language == "kuery").then(|| RuleVersion {
+    takes_exception(rule).then(|| RuleVersion {
         rule_id: format!("{}{WHAT_IF_SUFFIX}", rule.rule_id),
         query: format!("({}) and not ({exception})", rule.query),
         ..rule.clone()

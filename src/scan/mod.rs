@@ -333,11 +333,10 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
-        let live = groups;
         Ok(Scanner {
             plan,
             columns,
-            live,
+            live: groups,
         })
     }
 
@@ -435,18 +434,11 @@ impl<'a> Scanner<'a> {
                     let arrays = part.read(rg, &names, selection)?;
                     for column in through_arrow {
                         if let Some(array) = arrays.get(&column.name) {
-                            let map = selection.map(|s| s.to_vec());
-                            self.eval_leaves(
-                                column,
-                                array.as_ref(),
-                                map.as_deref(),
-                                rows,
-                                &mut bits,
-                            );
+                            self.eval_leaves(column, array.as_ref(), selection, rows, &mut bits);
                             self.eval_text(
                                 column,
                                 array.as_ref(),
-                                map.as_deref(),
+                                selection,
                                 rows,
                                 scratch,
                                 &mut bits,

@@ -73,11 +73,6 @@ impl Format {
     }
 }
 
-/// Sorts hits into the table's order.
-pub fn sort(hits: &mut [Hit]) {
-    hits.sort_by(order);
-}
-
 /// The hit table's order.
 pub fn order(a: &Hit, b: &Hit) -> std::cmp::Ordering {
     (
@@ -333,13 +328,6 @@ pub struct VersionSummary {
     pub users: usize,
     pub first_us: Option<i64>,
     pub last_us: Option<i64>,
-}
-
-/// The summary of sorted `hits`, one line per version that has hits.
-pub fn summarize(hits: &[Hit]) -> Vec<VersionSummary> {
-    let mut summary = Summarizer::default();
-    hits.iter().for_each(|h| summary.add(h));
-    summary.finish()
 }
 
 /// The summary built from hits given in the table's order.

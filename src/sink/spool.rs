@@ -78,10 +78,6 @@ impl Spool {
         self.runs.len()
     }
 
-    pub fn push(&mut self, hit: Hit) -> Result<(), String> {
-        self.extend([hit])
-    }
-
     pub fn extend(&mut self, hits: impl IntoIterator<Item = Hit>) -> Result<(), String> {
         for hit in hits {
             self.buffered += footprint(&hit);
@@ -359,9 +355,7 @@ mod tests {
     fn sorted_through(budget: usize, n: u64) -> (Vec<Hit>, usize) {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut spool = Spool::new(tmp.path(), budget);
-        for i in 0..n {
-            spool.push(hit(i)).expect("push");
-        }
+        spool.extend((0..n).map(hit)).expect("extend");
         let runs = spool.runs();
         let mut out = Vec::new();
         spool
