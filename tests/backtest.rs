@@ -301,3 +301,80 @@ fn a_suggested_exception_removes_the_hits_of_its_cluster() {
         top.hits
     );
 }
+
+#[test]
+fn labelled_event_files_give_the_same_truth_as_the_labels_column() {
+    use arrow::array::{ArrayRef, StringArray, UInt64Array};
+    use std::sync::Arc;
+    let dataset = repo("datasets/sample");
+    let malicious = labelled_malicious(&dataset);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // A CSV of file and row with a label column: benign rows must not count.
+    let csv_path = tmp.path().join("labels.csv");
+    let mut csv = String::from("file,row,label\n");
+    for (file, row) in &malicious {
+        csv.push_str(&format!(
+            "{file},{row},malicious\n{file},{},benign\n",
+            row + 1
+        ));
+    }
+    std::fs::write(&csv_path, csv).expect("write csv");
+    // A Parquet table naming the dataset as the hits do, spelt differently.
+    let parquet_path = tmp.path().join("labels.parquet");
+    let n = malicious.len();
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([
+        (
+            "dataset",
+            Arc::new(StringArray::from(vec![
+                format!("{}/", dataset.display());
+                n
+            ])) as ArrayRef,
+        ),
+        (
+            "file",
+            Arc::new(StringArray::from_iter_values(
+                malicious.iter().map(|(f, _)| f.as_str()),
+            )) as ArrayRef,
+        ),
+        (
+            "row",
+            Arc::new(UInt64Array::from_iter_values(
+                malicious.iter().map(|(_, r)| *r),
+            )) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let file = std::fs::File::create(&parquet_path).expect("create parquet");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write parquet");
+    writer.close().expect("close parquet");
+    let run = |truth: quarry::backtest::TruthSource| {
+        quarry::backtest::run(
+            &quarry::backtest::BacktestOptions {
+                hunt: sample_hunt(VersionSelect::All),
+                truth: Some(truth),
+                examples: 0,
+                exception: None,
+            },
+            &NoProgress,
+            &AtomicBool::new(false),
+        )
+        .expect("backtest")
+    };
+    let column = run(quarry::backtest::TruthSource::Column("labels.truth".into()));
+    let truths = |r: &quarry::backtest::BacktestReport| -> Vec<_> {
+        r.rules[0]
+            .versions
+            .iter()
+            .map(|v| v.truth.clone().expect("truth"))
+            .collect()
+    };
+    assert!(truths(&column).iter().any(|t| t.true_positives > 0));
+    for path in [csv_path, parquet_path] {
+        let from_file = run(quarry::backtest::TruthSource::File(path.clone()));
+        assert_eq!(from_file.labelled_malicious, Some(n), "{}", path.display());
+        assert!(from_file.warnings.iter().all(|w| !w.contains("labels.")));
+        assert_eq!(truths(&from_file), truths(&column), "{}", path.display());
+    }
+}

@@ -7,9 +7,9 @@
 
 pub mod diff;
 pub mod schedule;
+pub mod truth;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
@@ -21,6 +21,8 @@ use crate::sink::Hit;
 
 use diff::{EventRef, VersionDiff};
 use schedule::{replay, Schedule};
+pub use truth::TruthSource;
+use truth::{read_truth_file, Truth, TruthCounts, TruthFile};
 
 /// The rule id of the ground-truth query run beside the versions.
 pub const TRUTH_RULE: &str = "quarry-ground-truth";
@@ -58,130 +60,6 @@ pub struct WhatIf {
     pub false_positives_removed: Option<usize>,
     /// And true positives (with ground truth).
     pub true_positives_lost: Option<usize>,
-}
-
-/// Where the ground truth comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TruthSource {
-    /// A keyword column whose value `malicious` labels the events a rule should alert on
-    /// (`labels.truth` in generated data), read in the hunt's pass.
-    Column(String),
-    /// A CSV file of incident windows with columns `host`, `start` and `end` (RFC 3339),
-    /// such as the generator's `_quarry/truth/incidents-run-*.csv`: a hit on that host
-    /// within the window is a true positive.
-    Incidents(PathBuf),
-}
-
-/// An incident window on one host.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Incident {
-    pub host: String,
-    pub start_us: i64,
-    pub end_us: i64,
-}
-
-/// Reads incident windows; rows that cannot be read are skipped and described in the
-/// returned problems (file and line).
-pub fn read_incidents(path: &Path) -> Result<(Vec<Incident>, Vec<String>), String> {
-    let mut reader =
-        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| format!("{}: no `{name}` column", path.display()))
-    };
-    let (host, start, end) = (column("host")?, column("start")?, column("end")?);
-    let time =
-        |s: &str| chrono::DateTime::parse_from_rfc3339(s.trim()).map(|t| t.timestamp_micros());
-    let mut incidents = Vec::new();
-    let mut problems = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let parsed = record.map_err(|e| e.to_string()).and_then(|r| {
-            let field = |k: usize| r.get(k).unwrap_or("").to_string();
-            let (s, e) = (field(start), field(end));
-            match (time(&s), time(&e)) {
-                (Ok(start_us), Ok(end_us)) if start_us <= end_us => Ok(Incident {
-                    host: field(host).trim().to_string(),
-                    start_us,
-                    end_us,
-                }),
-                _ => Err(format!("`{s}` to `{e}` is not a time window")),
-            }
-        });
-        match parsed {
-            Ok(incident) => incidents.push(incident),
-            Err(e) => problems.push(format!("{} line {line}: {e}", path.display())),
-        }
-    }
-    Ok((incidents, problems))
-}
-
-/// The ground truth a backtest compares hits against.
-enum Truth {
-    /// The labelled malicious events.
-    Events(BTreeSet<EventRef>),
-    Incidents(Vec<Incident>),
-}
-
-impl Truth {
-    fn is_true(&self, h: &Hit) -> bool {
-        match self {
-            Truth::Events(bad) => bad.contains(&EventRef::of(h)),
-            Truth::Incidents(all) => all.iter().any(|i| covers(i, h)),
-        }
-    }
-
-    fn counts(&self, own: &[&Hit], days: f64) -> TruthCounts {
-        let (tp, fp): (Vec<&&Hit>, Vec<&&Hit>) = own.iter().partition(|h| self.is_true(h));
-        let (positives, found) = match self {
-            Truth::Events(bad) => (bad.len(), tp.len()),
-            Truth::Incidents(all) => (
-                all.len(),
-                all.iter()
-                    .filter(|i| own.iter().any(|h| covers(i, h)))
-                    .count(),
-            ),
-        };
-        let fp_hosts: BTreeSet<&str> = fp.iter().filter_map(|h| h.field("host.name")).collect();
-        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
-        TruthCounts {
-            true_positives: tp.len(),
-            false_positives: fp.len(),
-            false_negatives: positives - found,
-            precision: ratio(tp.len(), own.len()),
-            recall: ratio(found, positives),
-            false_positives_per_day: fp.len() as f64 / days,
-            false_positive_hosts: fp_hosts.len(),
-            false_positives_per_host: ratio(fp.len(), fp_hosts.len()),
-        }
-    }
-}
-
-fn covers(i: &Incident, h: &Hit) -> bool {
-    h.field("host.name") == Some(i.host.as_str())
-        && i.start_us <= h.timestamp_us
-        && h.timestamp_us <= i.end_us
-}
-
-/// True and false positives of one version against the ground truth. With incident
-/// windows, false negatives and recall count incidents (one with no hit is missed).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TruthCounts {
-    pub true_positives: usize,
-    pub false_positives: usize,
-    pub false_negatives: usize,
-    pub precision: Option<f64>,
-    pub recall: Option<f64>,
-    pub false_positives_per_day: f64,
-    /// Hosts with at least one false positive.
-    pub false_positive_hosts: usize,
-    pub false_positives_per_host: Option<f64>,
 }
 
 /// An example event of a version diff.
@@ -265,9 +143,12 @@ pub struct BacktestReport {
     pub start: Option<String>,
     pub end: Option<String>,
     pub days: f64,
-    /// Events the truth column marks malicious, or incident windows read (none without
-    /// ground truth).
+    /// Events the truth column marks malicious, or the distinct malicious references of a
+    /// truth file (none without ground truth, or with incident windows).
     pub labelled_malicious: Option<usize>,
+    /// The columns a truth file of event references names events by.
+    pub labelled_by: Option<Vec<String>>,
+    /// Incident windows read.
     pub incidents: Option<usize>,
     pub warnings: Vec<String>,
     pub failures: Vec<String>,
@@ -301,12 +182,12 @@ pub fn run(
     if let Some(TruthSource::Column(column)) = &opts.truth {
         hunt_opts.extra_versions.push(truth_rule(column));
     }
-    let mut incident_problems = Vec::new();
-    let incidents = match &opts.truth {
-        Some(TruthSource::Incidents(path)) => {
-            let (all, problems) = read_incidents(path).map_err(HuntError::Input)?;
-            incident_problems = problems;
-            Some(all)
+    let mut truth_problems = Vec::new();
+    let truth_file = match &opts.truth {
+        Some(TruthSource::File(path)) => {
+            let (file, problems) = read_truth_file(path).map_err(HuntError::Input)?;
+            truth_problems = problems;
+            Some(file)
         }
         _ => None,
     };
@@ -335,11 +216,25 @@ pub fn run(
     let (what_if_hits, hits): (Vec<Hit>, Vec<Hit>) = hits
         .into_iter()
         .partition(|h| h.rule_id.ends_with(WHAT_IF_SUFFIX));
-    let truth: Option<Truth> = match (&opts.truth, incidents) {
+    let truth: Option<Truth> = match (&opts.truth, truth_file) {
         (Some(TruthSource::Column(_)), _) => {
-            Some(Truth::Events(truth_hits.iter().map(EventRef::of).collect()))
+            Some(Truth::Column(truth_hits.iter().map(EventRef::of).collect()))
         }
-        (_, Some(all)) => Some(Truth::Incidents(all)),
+        (_, Some(TruthFile::Incidents(all))) => Some(Truth::Incidents(all)),
+        (_, Some(TruthFile::Events(labels))) => {
+            let hunted: Vec<String> = opts
+                .hunt
+                .datasets
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            for (dataset, n) in labels.outside(&hunted) {
+                truth_problems.push(format!(
+                    "{n} labelled events are in dataset `{dataset}`, which is not hunted"
+                ));
+            }
+            Some(Truth::Events(labels))
+        }
         _ => None,
     };
     let runs = diff::query_changes(&versions);
@@ -349,7 +244,12 @@ pub fn run(
         end: Some(format_micros(end)),
         days,
         labelled_malicious: match &truth {
-            Some(Truth::Events(bad)) => Some(bad.len()),
+            Some(Truth::Column(bad)) => Some(bad.len()),
+            Some(Truth::Events(labels)) => Some(labels.len()),
+            _ => None,
+        },
+        labelled_by: match &truth {
+            Some(Truth::Events(labels)) => Some(labels.key_columns.clone()),
             _ => None,
         },
         incidents: match &truth {
@@ -360,7 +260,7 @@ pub fn run(
             .warnings
             .into_iter()
             .chain(skipped)
-            .chain(incident_problems)
+            .chain(truth_problems)
             .collect(),
         failures: found.failures.iter().map(ToString::to_string).collect(),
         units: found.units,
@@ -651,56 +551,5 @@ mod tests {
         assert_eq!(search_time(&rule, &hit), 5_000_000);
         hit.fields[at] = None;
         assert_eq!(search_time(&rule, &hit), 1_000_000, "the event lacks it");
-    }
-
-    fn hit_on(host: &str, us: i64, row: u64) -> Hit {
-        let mut fields = vec![None; TRIAGE_FIELDS.len()];
-        fields[0] = Some(host.to_string());
-        Hit {
-            rule_id: "r".into(),
-            rule_version: 1,
-            rule_name: String::new(),
-            severity: String::new(),
-            risk_score: 0.0,
-            timestamp_us: us,
-            fields,
-            matched: Vec::new(),
-            dataset: "d".into(),
-            file: "f".into(),
-            row,
-        }
-    }
-
-    #[test]
-    fn incident_windows_decide_hits_and_count_missed_incidents() {
-        assert_eq!(TRIAGE_FIELDS[0], "host.name");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("incidents.csv");
-        std::fs::write(
-            &path,
-            "campaign,host,start,end\n\
-             a,ws-1,1970-01-01T00:00:10Z,1970-01-01T00:00:20Z\n\
-             b,ws-2,1970-01-01T00:01:00Z,1970-01-01T00:02:00Z\n\
-             c,ws-3,yesterday,1970-01-01T00:02:00Z\n",
-        )
-        .expect("write");
-        let (incidents, problems) = read_incidents(&path).expect("read");
-        assert_eq!(incidents.len(), 2);
-        assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("line 4"), "{problems:?}");
-        let truth = Truth::Incidents(incidents);
-        let hits = [
-            hit_on("ws-1", 10_000_000, 1), // on the window's first instant
-            hit_on("ws-1", 20_000_001, 2), // just after it
-            hit_on("ws-2", 10_000_000, 3), // another host's window
-        ];
-        let own: Vec<&Hit> = hits.iter().collect();
-        let c = truth.counts(&own, 1.0);
-        assert_eq!(
-            (c.true_positives, c.false_positives, c.false_negatives),
-            (1, 2, 1)
-        );
-        assert_eq!(c.recall, Some(0.5));
-        assert_eq!(c.false_positive_hosts, 2);
     }
 }

@@ -13,7 +13,10 @@ pub struct BacktestArgs {
     #[command(flatten)]
     select: SelectArgs,
     /// Ground truth: the keyword column whose value `malicious` marks the events a rule
-    /// should alert on, or a CSV file of incident windows (columns host, start, end).
+    /// should alert on; or a CSV or Parquet file of incident windows (columns host, start,
+    /// end) or of labelled events (columns file and row, optionally dataset, as in a hit
+    /// table; or any of @timestamp and the hit table's event fields), where a `label`
+    /// column, if there is one, must say `malicious`.
     #[arg(long, default_value = "labels.truth")]
     truth: String,
     /// No ground truth: hits, alerts and diffs only.
@@ -43,8 +46,11 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
         hunt,
         truth: (!args.no_truth).then(|| {
             let path = PathBuf::from(&args.truth);
-            match path.extension().is_some_and(|e| e == "csv") {
-                true => TruthSource::Incidents(path),
+            let table = path.extension().is_some_and(|e| {
+                e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("parquet")
+            });
+            match table || path.is_file() {
+                true => TruthSource::File(path),
                 false => TruthSource::Column(args.truth.clone()),
             }
         }),
@@ -91,7 +97,13 @@ fn print_tables(report: &BacktestReport) {
         report.rows,
         report.units,
         match (report.labelled_malicious, report.incidents) {
-            (Some(n), _) => format!("; {n} events labelled malicious"),
+            (Some(n), _) => format!(
+                "; {n} events labelled malicious{}",
+                report
+                    .labelled_by
+                    .as_ref()
+                    .map_or(String::new(), |k| format!(" (by {})", k.join(", ")))
+            ),
             (_, Some(n)) => format!("; {n} incident windows (FN and recall count incidents)"),
             _ => String::new(),
         }
