@@ -176,6 +176,7 @@ fn hunt_opts(packs: Vec<PathBuf>, data: &Path, rules: Vec<String>) -> HuntOption
         fail_fast: false,
         sort_memory: 0,
         extra_versions: Vec::new(),
+        summarise_scripts: false,
     }
 }
 

@@ -6,7 +6,7 @@
 //! scans every remaining (file, row group) unit on a rayon pool. A unit that fails to decode
 //! is reported with its file and row group and the hunt goes on (unless `fail_fast`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,14 +14,16 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::ingest::dataset;
+use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::text::Scratch;
 use crate::plan::{Columns, Compiled, Plan};
 use crate::rules::analyzer::Analyzer;
 use crate::rules::fields::FieldTypes;
 use crate::rules::pack::{self, LoadOptions, LoadedVersion, RuleVersion, Status};
+use crate::scan::script::ScriptSummary;
 use crate::scan::{Part, RowHit, Scanner, TimeRange};
 use crate::sink::spool::{self, Spool};
-use crate::sink::{Hit, Summarizer, VersionSummary};
+use crate::sink::{EventRef, Hit, Summarizer, VersionSummary};
 
 /// Which versions of each selected rule run.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +69,9 @@ pub struct HuntOptions {
     /// Versions run besides the selected ones, in the same pass (a backtest's ground truth
     /// is one: the query that finds the labelled events).
     pub extra_versions: Vec<RuleVersion>,
+    /// Also summarise the script of every hit event (its head and shape) in the pass, into
+    /// [`HuntReport::scripts`]: what a backtest shows and clusters by.
+    pub summarise_scripts: bool,
 }
 
 /// A file or row group that could not be read.
@@ -103,6 +108,8 @@ pub struct HuntReport {
     /// Versions that will not run or cannot fire somewhere, and why.
     pub warnings: Vec<String>,
     pub failures: Vec<ScanFailure>,
+    /// With [`HuntOptions::summarise_scripts`]: the script of each hit event.
+    pub scripts: HashMap<EventRef, ScriptSummary>,
     pub units: usize,
     pub units_pruned: usize,
     pub bytes: u64,
@@ -347,8 +354,14 @@ pub fn hunt_into(
     }
     let scanners = sources
         .iter()
-        .map(|s| Scanner::new(&s.plan))
-        .collect::<Result<Vec<_>, _>>()
+        .map(|s| {
+            let mut scanner = Scanner::new(&s.plan)?;
+            if opts.summarise_scripts {
+                scanner.summarise_scripts(SCRIPT_TEXT);
+            }
+            Ok(scanner)
+        })
+        .collect::<Result<Vec<_>, String>>()
         .map_err(HuntError::Input)?;
     // Units that the time range leaves.
     let mut units = Vec::new();
@@ -393,6 +406,7 @@ pub fn hunt_into(
         },
     ));
     let spool_error = Mutex::new(None);
+    let scripts = Mutex::new(HashMap::new());
     pool.install(|| {
         units
             .par_iter()
@@ -410,8 +424,20 @@ pub fn hunt_into(
                 slot.done();
                 progress.advance(slot.groups[rg].bytes);
                 match result {
-                    Ok(hits) => {
-                        let hits: Vec<Hit> = hits
+                    Ok(unit) => {
+                        if !unit.scripts.is_empty() {
+                            let mut all = scripts.lock().unwrap_or_else(|p| p.into_inner());
+                            for (row, summary) in unit.scripts {
+                                let event = EventRef {
+                                    dataset: source.label.clone(),
+                                    file: slot.rel.clone(),
+                                    row,
+                                };
+                                all.insert(event, summary);
+                            }
+                        }
+                        let hits: Vec<Hit> = unit
+                            .hits
                             .into_iter()
                             .map(|h| full_hit(source, slot, h))
                             .collect();
@@ -452,6 +478,7 @@ pub fn hunt_into(
         }
     }
     report.failures.extend(unit_failures);
+    report.scripts = scripts.into_inner().unwrap_or_else(|p| p.into_inner());
     let spool = spool.into_inner().unwrap_or_else(|p| p.into_inner());
     report.hit_count = spool.len();
     report.spilled_runs = spool.runs();

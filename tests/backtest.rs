@@ -1,6 +1,6 @@
 //! Backtest pieces on a real hunt: the seed rule's 29 versions over the shipped sample.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -31,6 +31,7 @@ fn hunt_over(dataset: &Path, versions: VersionSelect) -> HuntOptions {
         fail_fast: false,
         sort_memory: 0,
         extra_versions: Vec::new(),
+        summarise_scripts: false,
     }
 }
 
@@ -101,28 +102,37 @@ fn version_diffs_of_the_seed_rule_add_up_to_each_versions_hits() {
 
 /// (file, row) of every event whose `labels.truth` is `malicious`, read straight from the parts.
 fn labelled_malicious(dataset: &Path) -> BTreeSet<(String, u64)> {
+    column_values(dataset, "labels.truth")
+        .into_iter()
+        .filter(|(_, v)| v == "malicious")
+        .map(|(event, _)| event)
+        .collect()
+}
+
+/// Every non-null value of a string column by (file, row), read straight from the parts.
+fn column_values(dataset: &Path, column: &str) -> BTreeMap<(String, u64), String> {
     use arrow::array::{Array, StringArray};
     let manifest = quarry::ingest::dataset::read_manifest(dataset).expect("manifest");
-    let mut out = BTreeSet::new();
+    let mut out = BTreeMap::new();
     for part in manifest.parts() {
         let file = std::fs::File::open(dataset.join(&part.path)).expect("part");
         let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
             .expect("parquet");
         let leaf = (0..builder.parquet_schema().num_columns())
-            .find(|&i| builder.parquet_schema().column(i).path().string() == "labels.truth")
-            .expect("labels.truth column");
+            .find(|&i| builder.parquet_schema().column(i).path().string() == column)
+            .expect("the column");
         let mask = parquet::arrow::ProjectionMask::leaves(builder.parquet_schema(), [leaf]);
         let mut row = 0u64;
         for batch in builder.with_projection(mask).build().expect("reader") {
             let batch = batch.expect("batch");
-            let labels = batch
+            let values = batch
                 .column(0)
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .expect("strings");
-            for i in 0..labels.len() {
-                if labels.is_valid(i) && labels.value(i) == "malicious" {
-                    out.insert((part.path.clone(), row));
+            for i in 0..values.len() {
+                if values.is_valid(i) {
+                    out.insert((part.path.clone(), row), values.value(i).to_string());
                 }
                 row += 1;
             }
@@ -197,6 +207,7 @@ fn check_backtest(dataset: &Path, exception: &str, excepted: &dyn Fn(&quarry::si
     assert_eq!(report.units, row_groups);
     let malicious = labelled_malicious(&dataset);
     assert!(!malicious.is_empty());
+    let scripts = column_values(&dataset, "powershell.file.script_block_text");
     assert_eq!(report.labelled_malicious, Some(malicious.len()));
     // Recomputed from the hit table of a plain hunt.
     let hits = hunt::hunt(&hunt_opts, &NoProgress, &AtomicBool::new(false))
@@ -213,6 +224,7 @@ fn check_backtest(dataset: &Path, exception: &str, excepted: &dyn Fn(&quarry::si
     let rows = &report.rules[0].versions;
     assert_eq!(rows.len(), 29);
     let mut before = 0;
+    let mut script_clusters = 0;
     for v in rows {
         let own: BTreeSet<(String, u64)> = hits
             .iter()
@@ -234,6 +246,37 @@ fn check_backtest(dataset: &Path, exception: &str, excepted: &dyn Fn(&quarry::si
         );
         assert_eq!(t.recall, Some(tp as f64 / malicious.len() as f64));
         assert_eq!(v.hits, before + v.gained - v.lost, "v{}", v.version);
+        // Script clusters of the false positives, recomputed from the script texts.
+        let mut shapes: BTreeMap<u64, usize> = BTreeMap::new();
+        for event in own.difference(&malicious) {
+            if let Some(text) = scripts.get(event) {
+                *shapes.entry(quarry::scan::script::shape(text)).or_default() += 1;
+            }
+        }
+        let mut expected: Vec<(String, usize)> = shapes
+            .into_iter()
+            .filter(|(_, n)| *n >= 2)
+            .map(|(shape, n)| (format!("{shape:016x}"), n))
+            .collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        expected.truncate(3);
+        let reported: Vec<(String, usize)> = v
+            .clusters
+            .iter()
+            .filter(|c| c.field == "powershell.file.script_block_text")
+            .map(|c| (c.value.clone(), c.hits))
+            .collect();
+        let mut by_count = reported.clone();
+        by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(by_count, expected, "v{}", v.version);
+        script_clusters += reported.len();
+        for e in v.gained_examples.iter().chain(&v.lost_examples) {
+            let text = &scripts[&(e.file.clone(), e.row)];
+            let s = e.script.as_ref().expect("a script");
+            assert_eq!(s.head, text.chars().take(200).collect::<String>());
+            assert_eq!(s.truncated, text.chars().count() > 200);
+            assert_eq!(s.shape, quarry::scan::script::shape(text));
+        }
         assert_eq!(v.alerts + v.dropped_by_cap + v.not_searched, v.hits);
         assert_eq!(
             v.alerts_per_day.iter().map(|d| d.alerts).sum::<usize>(),
@@ -266,6 +309,10 @@ fn check_backtest(dataset: &Path, exception: &str, excepted: &dyn Fn(&quarry::si
         );
         before = v.hits;
     }
+    assert!(
+        script_clusters > 0,
+        "false positives cluster by script somewhere"
+    );
 }
 
 #[test]
@@ -286,20 +333,22 @@ fn a_suggested_exception_removes_the_hits_of_its_cluster() {
     };
     let plain = run(None);
     let v320 = &plain.rules[0].versions[0];
-    let top = v320
-        .clusters
-        .first()
-        .expect("false positives cluster somewhere");
     let fp = v320.truth.as_ref().expect("truth").false_positives;
-    assert!(top.hits >= 2 && top.hits <= fp);
-    let with = run(Some(top.exception.clone()));
-    let w = with.rules[0].versions[0].what_if.as_ref().expect("what-if");
-    assert!(
-        w.false_positives_removed.expect("truth") >= top.hits,
-        "{} removes {w:?}, its cluster has {} false positives",
-        top.exception,
-        top.hits
-    );
+    let script = "powershell.file.script_block_text";
+    let field_cluster = v320.clusters.iter().find(|c| c.field != script);
+    let script_cluster = v320.clusters.iter().find(|c| c.field == script);
+    for top in [field_cluster, script_cluster] {
+        let top = top.expect("false positives cluster by field and by script");
+        assert!(top.hits >= 2 && top.hits <= fp);
+        let exception = top.exception.clone().expect("an exception");
+        let with = run(Some(exception.clone()));
+        let w = with.rules[0].versions[0].what_if.as_ref().expect("what-if");
+        assert!(
+            w.false_positives_removed.expect("truth") >= top.hits,
+            "{exception} removes {w:?}, its cluster has {} false positives",
+            top.hits
+        );
+    }
 }
 
 #[test]

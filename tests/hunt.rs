@@ -108,6 +108,7 @@ fn hunt_opts(packs: &[PathBuf], dataset: &Path) -> HuntOptions {
         fail_fast: false,
         sort_memory: 0,
         extra_versions: Vec::new(),
+        summarise_scripts: false,
     }
 }
 

@@ -10,25 +10,8 @@
 use std::collections::BTreeMap;
 
 use crate::rules::pack::RuleVersion;
+pub use crate::sink::EventRef;
 use crate::sink::Hit;
-
-/// An event as a hit points at it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EventRef {
-    pub dataset: String,
-    pub file: String,
-    pub row: u64,
-}
-
-impl EventRef {
-    pub fn of(hit: &Hit) -> EventRef {
-        EventRef {
-            dataset: hit.dataset.clone(),
-            file: hit.file.clone(),
-            row: hit.row,
-        }
-    }
-}
 
 /// A version that ran, in the order of its rule's history.
 #[derive(Debug, Clone, PartialEq)]

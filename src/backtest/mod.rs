@@ -9,14 +9,20 @@ pub mod diff;
 pub mod schedule;
 pub mod truth;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
 use crate::hunt::{self, HuntError, HuntOptions, HuntProgress};
+use crate::ingest::schema::SCRIPT_TEXT;
 use crate::ingest::{dataset, format_micros};
+use crate::rules::analyzer::Analyzer;
+use crate::rules::eval::{self, Document};
+use crate::rules::fields::FieldTypes;
+use crate::rules::kql;
 use crate::rules::pack::{self, RuleVersion};
+use crate::scan::script::ScriptSummary;
 use crate::sink::Hit;
 
 use diff::{EventRef, VersionDiff};
@@ -70,18 +76,27 @@ pub struct Example {
     pub user: Option<String>,
     pub script_block_id: Option<String>,
     pub matched: Vec<String>,
+    /// The event's script: its first characters and its shape.
+    pub script: Option<ScriptSummary>,
     pub file: String,
     pub row: u64,
 }
 
-/// A value many of a version's false positives (or, without ground truth, its hits) share.
+/// A value many of a version's false positives (or, without ground truth, its hits) share:
+/// a triage field's value, or a script shape (see [`crate::scan::script`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cluster {
     pub field: String,
+    /// The value, or for a script cluster the shape (16 hex digits).
     pub value: String,
     pub hits: usize,
-    /// The exception that would remove them, as KQL (try it with `--exception`).
-    pub exception: String,
+    /// The exception that would remove them, as KQL (try it with `--exception`). For a
+    /// script cluster: a phrase of the first script's head found in the heads of its other
+    /// scripts too (checked on up to [`PHRASE_CHECKS`] of them); none when no such phrase
+    /// without digits was found.
+    pub exception: Option<String>,
+    /// For a script cluster, the head of its first script.
+    pub example: Option<String>,
 }
 
 /// Alerts on one UTC day.
@@ -92,9 +107,16 @@ pub struct DayCount {
     pub alerts: usize,
 }
 
-/// Fields clusters are made on, and how many clusters each gives.
+/// Fields clusters are made on (besides the script shape), and how many clusters each gives.
 const CLUSTER_FIELDS: &[&str] = &["host.name", "user.name", "user.id", "file.path"];
 const CLUSTERS_PER_FIELD: usize = 3;
+
+/// Scripts of a cluster a suggested phrase is checked against.
+pub const PHRASE_CHECKS: usize = 50;
+
+/// The most tokens a suggested phrase has, and the fewest (unless the script is shorter).
+const PHRASE_TOKENS: usize = 6;
+const PHRASE_MIN_TOKENS: usize = 3;
 
 /// One row of a rule's table: a version's hits, alerts and (with labels) accuracy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -206,8 +228,13 @@ pub fn run(
             }
         }
     }
+    hunt_opts.summarise_scripts = true;
     let found = hunt::hunt(&hunt_opts, progress, cancel)?;
-    let (start, end) = span(&opts.hunt)?;
+    let Datasets {
+        start,
+        end,
+        analyzers,
+    } = datasets(&opts.hunt)?;
     let days = ((end - start) as f64 / 86_400e6).max(1.0 / 24.0);
     let (truth_hits, hits): (Vec<Hit>, Vec<Hit>) = found
         .hits
@@ -269,10 +296,18 @@ pub fn run(
     };
     let by_version = by_version_of(&hits);
     let twins = by_version_of(&what_if_hits);
+    let context = Context {
+        start,
+        end,
+        days,
+        truth: truth.as_ref(),
+        scripts: &found.scripts,
+        analyzers: &analyzers,
+    };
     for (rule, d) in versions.iter().zip(&diffs) {
         let key = (rule.rule_id.clone(), rule.version);
         let own = by_version.get(&key).map_or(&[][..], Vec::as_slice);
-        let mut row = version_row(rule, d, own, start, end, days, truth.as_ref(), &mut report);
+        let mut row = version_row(rule, d, own, &context, &mut report.warnings);
         if opts.exception.is_some() && takes_exception(rule) {
             let twin = (format!("{}{WHAT_IF_SUFFIX}", rule.rule_id), rule.version);
             let kept = twins.get(&twin).map_or(&[][..], Vec::as_slice);
@@ -353,22 +388,52 @@ fn what_if_rule(rule: &RuleVersion, exception: &str) -> Option<RuleVersion> {
     })
 }
 
-/// `--from`/`--to`, else the first and last event of the datasets' parts.
-fn span(opts: &HuntOptions) -> Result<(i64, i64), HuntError> {
+/// What a backtest needs of the datasets besides the hunt's hits.
+struct Datasets {
+    /// `--from`/`--to`, else the first and last event of the datasets' parts.
+    start: i64,
+    end: i64,
+    /// The analyzer of each dataset's script text, by dataset as hits name it.
+    analyzers: HashMap<String, Analyzer>,
+}
+
+fn datasets(opts: &HuntOptions) -> Result<Datasets, HuntError> {
     let mut lo = i64::MAX;
     let mut hi = i64::MIN;
+    let mut analyzers = HashMap::new();
     for root in &opts.datasets {
-        let manifest = dataset::read_manifest(root).map_err(|e| {
-            HuntError::Input(format!("{} is not a quarry dataset: {e}", root.display()))
-        })?;
+        let label = root.display().to_string();
+        let manifest = dataset::read_manifest(root)
+            .map_err(|e| HuntError::Input(format!("{label} is not a quarry dataset: {e}")))?;
         for p in manifest.parts() {
             lo = lo.min(p.min_timestamp_us);
             hi = hi.max(p.max_timestamp_us);
         }
+        let analyzer = manifest
+            .analyzers
+            .get(SCRIPT_TEXT)
+            .and_then(|a| Analyzer::parse(a))
+            .unwrap_or(Analyzer::Pattern);
+        analyzers.insert(label, analyzer);
     }
     let start = opts.range.from_us.unwrap_or(lo);
     let end = opts.range.to_us.unwrap_or(hi);
-    Ok(if start <= end { (start, end) } else { (0, 0) })
+    let (start, end) = if start <= end { (start, end) } else { (0, 0) };
+    Ok(Datasets {
+        start,
+        end,
+        analyzers,
+    })
+}
+
+/// What every version's row is made against.
+struct Context<'a> {
+    start: i64,
+    end: i64,
+    days: f64,
+    truth: Option<&'a Truth>,
+    scripts: &'a HashMap<EventRef, ScriptSummary>,
+    analyzers: &'a HashMap<String, Analyzer>,
 }
 
 /// The time a rule's executions search a hit by: its `timestamp_override` when the hit has
@@ -382,16 +447,12 @@ fn search_time(rule: &RuleVersion, hit: &Hit) -> i64 {
         .map_or(hit.timestamp_us, |t| t.timestamp_micros())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn version_row(
     rule: &RuleVersion,
     d: &VersionDiff,
     own: &[&Hit],
-    start: i64,
-    end: i64,
-    days: f64,
-    truth: Option<&Truth>,
-    report: &mut BacktestReport,
+    cx: &Context,
+    warnings: &mut Vec<String>,
 ) -> VersionRow {
     let replayed = match Schedule::of(&rule.interval, &rule.from, rule.max_signals) {
         Ok(schedule) => {
@@ -400,18 +461,16 @@ fn version_row(
                 .as_deref()
                 .is_some_and(|f| f != OVERRIDE_FIELD)
             {
-                report.warnings.push(format!(
+                warnings.push(format!(
                     "{}: replayed on @timestamp (quarry carries only {OVERRIDE_FIELD} as a timestamp override)",
                     rule.key()
                 ));
             }
             let times: Vec<i64> = own.iter().map(|h| search_time(rule, h)).collect();
-            Some(replay(&times, start, end, &schedule))
+            Some(replay(&times, cx.start, cx.end, &schedule))
         }
         Err(e) => {
-            report
-                .warnings
-                .push(format!("{}: no schedule replay: {e}", rule.key()));
+            warnings.push(format!("{}: no schedule replay: {e}", rule.key()));
             None
         }
     };
@@ -423,10 +482,10 @@ fn version_row(
     let noise: Vec<&Hit> = own
         .iter()
         .copied()
-        .filter(|h| truth.is_none_or(|t| !t.is_true(h)))
+        .filter(|h| cx.truth.is_none_or(|t| !t.is_true(h)))
         .collect();
-    let clusters = clusters(&noise);
-    let truth = truth.map(|t| t.counts(own, days));
+    let clusters = clusters(&noise, cx);
+    let truth = cx.truth.map(|t| t.counts(own, cx.days));
     VersionRow {
         version: rule.version,
         query_changed: d.query_changed,
@@ -442,8 +501,8 @@ fn version_row(
         last_hit: own.iter().map(|h| h.timestamp_us).max().map(format_micros),
         gained: d.gained,
         lost: d.lost,
-        gained_examples: d.gained_examples.iter().map(example).collect(),
-        lost_examples: d.lost_examples.iter().map(example).collect(),
+        gained_examples: d.gained_examples.iter().map(|h| example(h, cx)).collect(),
+        lost_examples: d.lost_examples.iter().map(|h| example(h, cx)).collect(),
         truth,
         clusters,
         alerts_per_day: replayed
@@ -456,7 +515,7 @@ fn version_row(
 
 /// Alerted hits of `own` counted by the UTC day of their event.
 fn alerts_per_day(own: &[&Hit], alerted_at: &[Option<i64>]) -> Vec<DayCount> {
-    let mut days: std::collections::BTreeMap<i64, usize> = Default::default();
+    let mut days: BTreeMap<i64, usize> = BTreeMap::new();
     for (h, at) in own.iter().zip(alerted_at) {
         if at.is_some() {
             *days
@@ -475,35 +534,107 @@ fn alerts_per_day(own: &[&Hit], alerted_at: &[Option<i64>]) -> Vec<DayCount> {
         .collect()
 }
 
-/// The top values of each cluster field among `hits` (two hits at least).
-fn clusters(hits: &[&Hit]) -> Vec<Cluster> {
+/// The top values of each cluster field, and the top script shapes, among `hits` (two
+/// hits at least each).
+fn clusters(hits: &[&Hit], cx: &Context) -> Vec<Cluster> {
     let mut out = Vec::new();
     for field in CLUSTER_FIELDS {
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for h in hits {
             if let Some(v) = h.field(field) {
                 *counts.entry(v).or_default() += 1;
             }
         }
-        let mut top: Vec<(&str, usize)> = counts.into_iter().filter(|(_, n)| *n >= 2).collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        for (value, n) in top.into_iter().take(CLUSTERS_PER_FIELD) {
+        for (value, n) in top(counts) {
             out.push(Cluster {
                 field: field.to_string(),
                 value: value.to_string(),
                 hits: n,
-                exception: format!(
-                    "{field}: \"{}\"",
-                    value.replace('\\', "\\\\").replace('"', "\\\"")
-                ),
+                exception: Some(format!("{field}: {}", quoted(value))),
+                example: None,
             });
         }
+    }
+    let mut shapes: BTreeMap<u64, Vec<&Hit>> = BTreeMap::new();
+    for h in hits {
+        if let Some(s) = cx.scripts.get(&EventRef::of(h)) {
+            shapes.entry(s.shape).or_default().push(h);
+        }
+    }
+    let counts = shapes
+        .iter()
+        .map(|(shape, members)| (*shape, members.len()));
+    for (shape, n) in top(counts.collect()) {
+        let members: Vec<&ScriptSummary> = shapes[&shape]
+            .iter()
+            .filter_map(|h| cx.scripts.get(&EventRef::of(h)))
+            .collect();
+        let analyzer = shapes[&shape]
+            .first()
+            .and_then(|h| cx.analyzers.get(&h.dataset))
+            .copied()
+            .unwrap_or(Analyzer::Pattern);
+        out.push(Cluster {
+            field: SCRIPT_TEXT.to_string(),
+            value: format!("{shape:016x}"),
+            hits: n,
+            exception: phrase_exception(&members, analyzer),
+            example: members.first().map(|m| m.head.clone()),
+        });
     }
     out.sort_by(|a, b| b.hits.cmp(&a.hits).then(a.field.cmp(&b.field)));
     out
 }
 
-fn example(h: &Hit) -> Example {
+/// The [`CLUSTERS_PER_FIELD`] values counted most often (twice at least), most first.
+fn top<K: Ord + Copy>(counts: BTreeMap<K, usize>) -> Vec<(K, usize)> {
+    let mut top: Vec<(K, usize)> = counts.into_iter().filter(|(_, n)| *n >= 2).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(CLUSTERS_PER_FIELD);
+    top
+}
+
+/// `value` as a quoted KQL value.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A KQL phrase on the script text that the heads of all `members` (the first
+/// [`PHRASE_CHECKS`]) hold: a run of up to [`PHRASE_TOKENS`] tokens of the first head, none
+/// with a digit (those change from run to run), checked with the reference evaluator.
+fn phrase_exception(members: &[&ScriptSummary], analyzer: Analyzer) -> Option<String> {
+    let first = members.first()?;
+    let tokens = analyzer.tokens(first.whole_words());
+    let usable = |t: &String| t.chars().count() >= 2 && !t.chars().any(|c| c.is_ascii_digit());
+    let types = FieldTypes::new(analyzer);
+    let heads: Vec<Document> = members
+        .iter()
+        .take(PHRASE_CHECKS)
+        .map(|m| Document::new().with(SCRIPT_TEXT, m.whole_words()))
+        .collect();
+    let shortest = PHRASE_MIN_TOKENS.min(tokens.len()).max(1);
+    for start in 0..tokens.len() {
+        let run = tokens[start..]
+            .iter()
+            .take_while(|t| usable(t))
+            .take(PHRASE_TOKENS)
+            .count();
+        if run < shortest {
+            continue;
+        }
+        let phrase = tokens[start..start + run].join(" ");
+        let kql = format!("{SCRIPT_TEXT}: {}", quoted(&phrase));
+        let Ok(query) = kql::parse(&kql) else {
+            continue;
+        };
+        if heads.iter().all(|d| eval::matches_query(&query, d, &types)) {
+            return Some(kql);
+        }
+    }
+    None
+}
+
+fn example(h: &Hit, cx: &Context) -> Example {
     Example {
         time: format_micros(h.timestamp_us),
         host: h.field("host.name").map(str::to_string),
@@ -515,6 +646,7 @@ fn example(h: &Hit) -> Example {
             .field("powershell.file.script_block_id")
             .map(str::to_string),
         matched: h.matched.clone(),
+        script: cx.scripts.get(&EventRef::of(h)).cloned(),
         file: h.file.clone(),
         row: h.row,
     }
@@ -551,5 +683,27 @@ mod tests {
         assert_eq!(search_time(&rule, &hit), 5_000_000);
         hit.fields[at] = None;
         assert_eq!(search_time(&rule, &hit), 1_000_000, "the event lacks it");
+    }
+
+    #[test]
+    fn a_script_cluster_phrase_skips_what_changes_and_holds_in_every_head() {
+        let a = ScriptSummary::of(
+            "# job 4411\nRemove-Item C:\\Temp\\x1.tmp -Force; Clear-RecycleBin -Confirm:$false",
+        );
+        let b = ScriptSummary::of(
+            "# job 17\nRemove-Item C:\\Temp\\x88.tmp -Force; Clear-RecycleBin -Confirm:$false",
+        );
+        for analyzer in [Analyzer::Pattern, Analyzer::Standard] {
+            let kql = phrase_exception(&[&a, &b], analyzer).expect("a phrase");
+            assert!(!kql.chars().any(|c| c.is_ascii_digit()), "{kql}");
+            let query = kql::parse(&kql).expect("KQL");
+            let types = FieldTypes::new(analyzer);
+            for s in [&a, &b] {
+                let doc = Document::new().with(SCRIPT_TEXT, &s.head);
+                assert!(eval::matches_query(&query, &doc, &types), "{kql}");
+            }
+        }
+        let numbers = ScriptSummary::of("0x1F 42 7");
+        assert_eq!(phrase_exception(&[&numbers], Analyzer::Pattern), None);
     }
 }

@@ -149,7 +149,15 @@ fn print_tables(report: &BacktestReport) {
                 last.version
             );
             for c in &last.clusters {
-                println!("    {:>6}  {}", c.hits, c.exception);
+                let what = match &c.example {
+                    Some(head) => format!("script shape {}: {}", c.value, one_line(head, 60)),
+                    None => format!("{}: {}", c.field, c.value),
+                };
+                println!("    {:>6}  {what}", c.hits);
+                match &c.exception {
+                    Some(e) => println!("            exception: {e}"),
+                    None => println!("            (no phrase without digits shared by its heads)"),
+                }
             }
         }
         if let Some(last) = rule
@@ -201,8 +209,21 @@ fn print_tables(report: &BacktestReport) {
                         e.user.as_deref().unwrap_or("-"),
                         e.matched.join("; ")
                     );
+                    if let Some(script) = &e.script {
+                        println!("        {}", one_line(&script.head, 100));
+                    }
                 }
             }
         }
+    }
+}
+
+/// The first `chars` characters of `text` on one line, white space runs as one space.
+fn one_line(text: &str, chars: usize) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let flat = words.join(" ");
+    match flat.char_indices().nth(chars) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
     }
 }

@@ -71,6 +71,7 @@ impl SelectArgs {
             fail_fast: false,
             sort_memory: 0,
             extra_versions: Vec::new(),
+            summarise_scripts: false,
         })
     }
 }

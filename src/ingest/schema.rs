@@ -19,6 +19,9 @@ pub enum ColumnKind {
 
 pub const TIMESTAMP: &str = "@timestamp";
 
+/// The text of a PowerShell script block (event 4104).
+pub const SCRIPT_TEXT: &str = "powershell.file.script_block_text";
+
 /// Fields ECS declares as arrays: always list columns, even with one value.
 const LIST_FIELDS: &[&str] = &[
     "event.category",
@@ -62,7 +65,7 @@ const FLOAT_FIELDS: &[&str] = &[
 
 /// Columns whose values are long free text: no page statistics are worth keeping for them.
 pub const BIG_TEXT_FIELDS: &[&str] = &[
-    "powershell.file.script_block_text",
+    SCRIPT_TEXT,
     "powershell.file.script_block_signature",
     "message",
     "event.original",

@@ -38,8 +38,10 @@ use crate::plan::{Expr, Leaf, Plan, Test, ValueForms};
 
 pub mod memo;
 pub mod pages;
+pub mod script;
 
 use memo::{TextMemo, ValueKey};
+use script::ScriptSummary;
 
 /// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`.
 pub const TRIAGE_FIELDS: &[&str] = &[
@@ -277,9 +279,21 @@ struct ColumnPlan {
     late: bool,
 }
 
+/// What a unit holds for the hunt.
+#[derive(Debug, Default)]
+pub struct UnitHits {
+    /// Every hit of every version, in row order.
+    pub hits: Vec<RowHit>,
+    /// With [`Scanner::summarise_scripts`]: the script of each row hit, by row number in
+    /// the file (rows without the column or a value have none).
+    pub scripts: Vec<(u64, ScriptSummary)>,
+}
+
 /// A plan ready to scan units.
 pub struct Scanner<'a> {
     plan: &'a Plan,
+    /// The column whose value of each hit row is summarised, if asked.
+    script_column: Option<String>,
     columns: Vec<ColumnPlan>,
     /// Versions that can fire, grouped by identical programs (consecutive versions of a
     /// rule often leave the query unchanged): each group is evaluated once.
@@ -335,9 +349,15 @@ impl<'a> Scanner<'a> {
         }
         Ok(Scanner {
             plan,
+            script_column: None,
             columns,
             live: groups,
         })
+    }
+
+    /// Summarises the `column` value (the script) of every hit row as well.
+    pub fn summarise_scripts(&mut self, column: &str) {
+        self.script_column = Some(column.to_string());
     }
 
     /// Whether any version can fire at all.
@@ -352,10 +372,10 @@ impl<'a> Scanner<'a> {
         rg: usize,
         range: &TimeRange,
         scratch: &mut Scratch,
-    ) -> Result<Vec<RowHit>, String> {
+    ) -> Result<UnitHits, String> {
         let rows = part.row_group_rows(rg);
         if rows == 0 || self.live.is_empty() {
-            return Ok(Vec::new());
+            return Ok(UnitHits::default());
         }
         let mut bits: Vec<Option<BooleanBuffer>> = vec![None; self.plan.leaves.len()];
         // Phase 1: time and the cheap columns.
@@ -380,7 +400,7 @@ impl<'a> Scanner<'a> {
             })
         };
         if in_range.count_set_bits() == 0 {
-            return Ok(Vec::new());
+            return Ok(UnitHits::default());
         }
         for column in self.columns.iter().filter(|c| !c.late) {
             if let Some(array) = arrays.get(&column.name) {
@@ -459,11 +479,24 @@ impl<'a> Scanner<'a> {
             }
         }
         if hit_rows.is_empty() {
-            return Ok(Vec::new());
+            return Ok(UnitHits::default());
         }
         let hit_rows: Vec<usize> = hit_rows.into_iter().collect();
         let selection = (hit_rows.len() < rows).then_some(hit_rows.as_slice());
-        let triage = part.read(rg, TRIAGE_FIELDS, selection)?;
+        let mut names = TRIAGE_FIELDS.to_vec();
+        names.extend(self.script_column.as_deref());
+        let triage = part.read(rg, &names, selection)?;
+        let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
+        let mut scripts = Vec::new();
+        if let Some(text) = self.script_column.as_ref().and_then(|c| triage.get(c)) {
+            for (at, &r) in hit_rows.iter().enumerate() {
+                let mut summary = None;
+                for_each_value(&text.slice(at, 1), &mut |_, v| {
+                    summary.get_or_insert_with(|| ScriptSummary::of(v));
+                });
+                scripts.extend(summary.map(|s| (first_row + r as u64, s)));
+            }
+        }
         let fields_of_row: HashMap<usize, Vec<Option<String>>> = hit_rows
             .iter()
             .enumerate()
@@ -475,7 +508,6 @@ impl<'a> Scanner<'a> {
                 (r, fields)
             })
             .collect();
-        let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
         let mut out = Vec::new();
         for (group, hits) in hits_by_group {
             for &v in group {
@@ -497,7 +529,7 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
-        Ok(out)
+        Ok(UnitHits { hits: out, scripts })
     }
 
     /// Value-by-value leaves of `column`; `rows_of` maps array positions to rows when only

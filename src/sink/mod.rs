@@ -54,6 +54,24 @@ impl Hit {
     }
 }
 
+/// An event as a hit points at it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventRef {
+    pub dataset: String,
+    pub file: String,
+    pub row: u64,
+}
+
+impl EventRef {
+    pub fn of(hit: &Hit) -> EventRef {
+        EventRef {
+            dataset: hit.dataset.clone(),
+            file: hit.file.clone(),
+            row: hit.row,
+        }
+    }
+}
+
 /// Output formats of the hit table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
