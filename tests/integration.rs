@@ -20,3 +20,5 @@ mod bad_input;
 mod hunt;
 // Backtest pieces on a real hunt: version diffs, the schedule replay.
 mod backtest;
+// The backtest's HTML report, drawn in headless Chromium (skips without it).
+mod report;

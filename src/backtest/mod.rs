@@ -6,6 +6,7 @@
 //! hits lost to the cap or never searched.
 
 pub mod diff;
+pub mod report;
 pub mod schedule;
 pub mod truth;
 

@@ -31,6 +31,10 @@ pub struct BacktestArgs {
     /// Print the report as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// Also write the report as a self-contained HTML page, DIR/index.html (charts of
+    /// alerts per day, hits, precision and recall per version, clusters and diffs).
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
@@ -69,6 +73,15 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
     }
     for f in &report.failures {
         eprintln!("error: {f}");
+    }
+    if let Some(dir) = &args.report {
+        match backtest::report::write(&report, dir) {
+            Ok(path) => eprintln!("report: {}", path.display()),
+            Err(e) => {
+                eprintln!("quarry: cannot write the report: {e}");
+                return 3;
+            }
+        }
     }
     if args.json {
         match serde_json::to_string_pretty(&report) {
