@@ -1,7 +1,7 @@
 //! Backtest pieces on a real hunt: the seed rule's 29 versions over the shipped sample.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use quarry::backtest::diff::{self, EventRef};
@@ -9,9 +9,7 @@ use quarry::backtest::schedule::{replay, Schedule};
 use quarry::hunt::{self, HuntOptions, NoProgress, VersionSelect};
 use quarry::scan::TimeRange;
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use crate::util::repo;
 
 /// The shipped seed pack over the shipped sample.
 fn sample_hunt(versions: VersionSelect) -> HuntOptions {

@@ -15,6 +15,7 @@ use quarry::rules::pack::{self, LoadOptions, Status};
 use quarry::scan::TimeRange;
 
 use super::util;
+use super::util::repo;
 
 /// (rule id, version, file, row).
 type HitKey = (String, u32, String, u64);
@@ -132,10 +133,6 @@ fn assert_same(engine: &BTreeSet<HitKey>, reference: &BTreeSet<HitKey>, what: &s
         engine.difference(reference).count(),
         reference.difference(engine).count()
     );
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 #[test]

@@ -4,11 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{quarry, temp_dir};
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use crate::util::{quarry, repo, temp_dir};
 
 /// Writes the sample's backtest report into `dir` through the CLI.
 fn write_report(dir: &Path) -> PathBuf {

@@ -28,6 +28,11 @@ pub fn shared_data() -> Option<PathBuf> {
     }
 }
 
+/// A path inside this repository.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
 /// A `quarry` command ready to run.
 pub fn quarry() -> Command {
     Command::new(env!("CARGO_BIN_EXE_quarry"))

@@ -180,6 +180,24 @@ pub struct BacktestReport {
     pub rows: u64,
 }
 
+impl BacktestReport {
+    /// What the ground truth was, in a sentence.
+    pub fn ground_truth(&self) -> String {
+        match (self.labelled_malicious, self.incidents) {
+            (Some(n), _) => format!(
+                "Ground truth: {n} events labelled malicious{}.",
+                self.labelled_by
+                    .as_ref()
+                    .map_or(String::new(), |k| format!(" (by {})", k.join(", ")))
+            ),
+            (_, Some(n)) => format!(
+                "Ground truth: {n} incident windows; false negatives and recall count incidents."
+            ),
+            _ => "No ground truth: alerts and clusters only.".to_string(),
+        }
+    }
+}
+
 /// Runs the backtest: one hunt pass over every selected version (and the ground-truth
 /// query), then the per-version tables, diffs and schedule replays from its hits.
 pub fn run(

@@ -73,7 +73,7 @@ pub fn render(report: &BacktestReport) -> String {
         report.days,
         report.rows,
         report.units,
-        esc(&truth_line(report)),
+        esc(&report.ground_truth()),
     );
     if !report.failures.is_empty() {
         list(&mut html, "failures", "Failures", &report.failures);
@@ -87,22 +87,6 @@ pub fn render(report: &BacktestReport) -> String {
     }
     html.push_str("</body></html>\n");
     html
-}
-
-fn truth_line(report: &BacktestReport) -> String {
-    match (report.labelled_malicious, report.incidents) {
-        (Some(n), _) => format!(
-            "Ground truth: {n} events labelled malicious{}.",
-            report
-                .labelled_by
-                .as_ref()
-                .map_or(String::new(), |k| format!(" (by {})", k.join(", ")))
-        ),
-        (_, Some(n)) => format!(
-            "Ground truth: {n} incident windows; false negatives and recall count incidents."
-        ),
-        _ => "No ground truth: alerts and clusters only.".to_string(),
-    }
 }
 
 fn list(html: &mut String, class: &str, title: &str, items: &[String]) {

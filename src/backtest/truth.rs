@@ -409,7 +409,7 @@ fn texts(array: &dyn Array) -> Vec<Option<String>> {
 mod tests {
     use super::*;
 
-    pub(crate) fn hit_on(host: &str, us: i64, row: u64) -> Hit {
+    fn hit_on(host: &str, us: i64, row: u64) -> Hit {
         let mut fields = vec![None; TRIAGE_FIELDS.len()];
         fields[0] = Some(host.to_string());
         Hit {

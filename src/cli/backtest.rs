@@ -103,23 +103,13 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
 
 fn print_tables(report: &BacktestReport) {
     println!(
-        "{} to {} ({:.1} days), {} rows in {} row groups read once{}",
+        "{} to {} ({:.1} days), {} rows in {} row groups read once. {}",
         report.start.as_deref().unwrap_or("?"),
         report.end.as_deref().unwrap_or("?"),
         report.days,
         report.rows,
         report.units,
-        match (report.labelled_malicious, report.incidents) {
-            (Some(n), _) => format!(
-                "; {n} events labelled malicious{}",
-                report
-                    .labelled_by
-                    .as_ref()
-                    .map_or(String::new(), |k| format!(" (by {})", k.join(", ")))
-            ),
-            (_, Some(n)) => format!("; {n} incident windows (FN and recall count incidents)"),
-            _ => String::new(),
-        }
+        report.ground_truth(),
     );
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
     for rule in &report.rules {
