@@ -274,7 +274,7 @@ pub fn hunt(
     cancel: &AtomicBool,
 ) -> Result<HuntReport, HuntError> {
     let mut hits = Vec::new();
-    let spill = std::env::temp_dir();
+    let spill = std::env::temp_dir().join(".quarry-spool-");
     let mut report = hunt_into(opts, progress, cancel, &spill, &mut |batch| {
         hits.extend_from_slice(batch);
         Ok(())
@@ -284,12 +284,13 @@ pub fn hunt(
 }
 
 /// Runs the hunt and hands its hits to `out` in the hit table's order, a batch at a time;
-/// hits beyond [`spool::DEFAULT_BUDGET`] of memory are spilled under `spill_dir` meanwhile.
+/// hits beyond [`spool::DEFAULT_BUDGET`] of memory are spilled meanwhile to a temporary
+/// directory whose path starts with `spill` (see [`Spool::new`]).
 pub fn hunt_into(
     opts: &HuntOptions,
     progress: &dyn HuntProgress,
     cancel: &AtomicBool,
-    spill_dir: &Path,
+    spill: &Path,
     out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
 ) -> Result<HuntReport, HuntError> {
     let mut report = HuntReport::default();
@@ -399,7 +400,7 @@ pub fn hunt_into(
         .build()
         .map_err(|e| HuntError::Input(format!("cannot start {} threads: {e}", opts.threads)))?;
     let spool = Mutex::new(Spool::new(
-        spill_dir,
+        spill,
         match opts.sort_memory {
             0 => spool::DEFAULT_BUDGET,
             n => n,

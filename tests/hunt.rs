@@ -725,7 +725,7 @@ fn hits_sorted_on_disk_equal_hits_sorted_in_memory() {
         },
         &NoProgress,
         &AtomicBool::new(false),
-        tmp.path(),
+        &tmp.path().join("spill-"),
         &mut |batch| {
             spilled.extend_from_slice(batch);
             Ok(())

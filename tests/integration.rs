@@ -22,3 +22,5 @@ mod hunt;
 mod backtest;
 // The backtest's HTML report, drawn in headless Chromium (skips without it).
 mod report;
+// A full disk, processes killed at random points, two writers at once.
+mod faults;

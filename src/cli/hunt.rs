@@ -169,13 +169,8 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
             return 3;
         }
     };
-    let spill_dir = match args.out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let result = hunt::hunt_into(&opts, &bar, cancel, &spill_dir, &mut |hits| {
-        writer.write(hits)
-    });
+    let spill = writer.spill_prefix();
+    let result = hunt::hunt_into(&opts, &bar, cancel, &spill, &mut |hits| writer.write(hits));
     bar.clear();
     let report = match result {
         Ok(r) => r,

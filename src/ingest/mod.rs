@@ -58,6 +58,11 @@ pub enum IngestError {
     },
     Config(String),
     Parquet(parquet::errors::ParquetError),
+    /// A Parquet part that could not be written (a full disk, say).
+    Part {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
     Arrow(arrow::error::ArrowError),
     /// The run was interrupted; nothing was added to the dataset.
     Cancelled,
@@ -84,6 +89,9 @@ impl std::fmt::Display for IngestError {
             }
             IngestError::Config(m) => write!(f, "{m}"),
             IngestError::Parquet(e) => write!(f, "parquet: {e}"),
+            IngestError::Part { path, source } => {
+                write!(f, "cannot write {}: {source}", path.display())
+            }
             IngestError::Arrow(e) => write!(f, "arrow: {e}"),
             IngestError::Cancelled => write!(f, "interrupted; the dataset is unchanged"),
         }

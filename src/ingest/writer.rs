@@ -486,7 +486,13 @@ fn write_part(
     metadata: &[KeyValue],
 ) -> Result<StagedPart, IngestError> {
     let batch = buffer.into_sorted_batch()?;
-    let bytes = write_parquet(path, &batch, layout, metadata)?;
+    let bytes = write_parquet(path, &batch, layout, metadata).map_err(|e| match e {
+        IngestError::Parquet(source) => IngestError::Part {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => other,
+    })?;
     let ts = batch
         .column(0)
         .as_any()

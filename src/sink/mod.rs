@@ -201,10 +201,16 @@ pub fn write(hits: &[Hit], path: &Path, format: Format) -> Result<(), String> {
 
 /// A hit table being written, batch by batch, to a temporary file beside its target; it
 /// takes the target's name in [`HitWriter::finish`], and is removed if dropped before.
+///
+/// The writer holds a lock beside the target (`.NAME.quarry-lock`) from creation to drop: a
+/// second process writing the same table fails at once instead of racing it. Holding the
+/// lock, it also removes what a killed writer of the same table left (its temporary file
+/// and spill directory, named `.NAME.quarry-tmp-*` and `.NAME.quarry-spool-*`).
 pub struct HitWriter {
     path: PathBuf,
     tmp: tempfile::NamedTempFile,
     out: Output,
+    _lock: File,
 }
 
 enum Output {
@@ -213,15 +219,58 @@ enum Output {
     Csv(Box<csv::Writer<BufWriter<File>>>),
 }
 
+/// The directory of `path` and the prefix of the files a writer of `path` keeps beside it.
+fn beside(path: &Path) -> (PathBuf, String) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map_or("hits".into(), |n| n.to_string_lossy().into_owned());
+    (dir, format!(".{name}.quarry-"))
+}
+
+/// Removes the temporary files and spill directories of earlier, killed writers of a table
+/// (the caller holds the table's lock, so no live writer owns them).
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let path = entry.path();
+        if rest.starts_with("tmp-") {
+            let _ = std::fs::remove_file(&path);
+        } else if rest.starts_with("spool-") {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 impl HitWriter {
     pub fn create(path: &Path, format: Format) -> Result<HitWriter, String> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let (dir, prefix) = beside(path);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock_path = dir.join(format!("{prefix}lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            format!(
+                "{}: another quarry process is writing this hit table",
+                path.display()
+            )
+        })?;
+        remove_leftovers(&dir, &prefix);
         let tmp = tempfile::Builder::new()
-            .prefix(".quarry-hits-")
+            .prefix(&format!("{prefix}tmp-"))
             .tempfile_in(&dir)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         let file = tmp
@@ -252,7 +301,15 @@ impl HitWriter {
             path: path.to_path_buf(),
             tmp,
             out,
+            _lock: lock,
         })
+    }
+
+    /// Where the hunt feeding this writer spills sorted runs: a directory beside the table
+    /// whose name starts with this path's name.
+    pub fn spill_prefix(&self) -> PathBuf {
+        let (dir, prefix) = beside(&self.path);
+        dir.join(format!("{prefix}spool-"))
     }
 
     /// Appends `hits`, which follow the ones written before in the table's order.

@@ -23,8 +23,9 @@ pub const BATCH: usize = 8192;
 pub const DEFAULT_BUDGET: usize = 128 << 20;
 
 pub struct Spool {
-    /// Where the run directory is made, on first spill.
-    parent: PathBuf,
+    /// The run directory is made on first spill, beside this path and named starting with
+    /// its name.
+    prefix: PathBuf,
     dir: Option<tempfile::TempDir>,
     runs: Vec<PathBuf>,
     buffer: Vec<Hit>,
@@ -51,10 +52,11 @@ fn footprint(h: &Hit) -> usize {
 }
 
 impl Spool {
-    /// A spool that spills to a temporary directory under `parent` past `budget` bytes.
-    pub fn new(parent: &Path, budget: usize) -> Spool {
+    /// A spool that spills past `budget` bytes to a temporary directory whose path starts
+    /// with `prefix` (a directory, then the start of a name).
+    pub fn new(prefix: &Path, budget: usize) -> Spool {
         Spool {
-            parent: parent.to_path_buf(),
+            prefix: prefix.to_path_buf(),
             dir: None,
             runs: Vec::new(),
             buffer: Vec::new(),
@@ -95,12 +97,22 @@ impl Spool {
         let dir = match &self.dir {
             Some(d) => d.path().to_path_buf(),
             None => {
-                std::fs::create_dir_all(&self.parent)
-                    .map_err(|e| format!("{}: {e}", self.parent.display()))?;
+                let parent = match self.prefix.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let name = self
+                    .prefix
+                    .file_name()
+                    .map_or(".quarry-spool-".into(), |n| {
+                        n.to_string_lossy().into_owned()
+                    });
+                std::fs::create_dir_all(&parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
                 let d = tempfile::Builder::new()
-                    .prefix(".quarry-spool-")
-                    .tempdir_in(&self.parent)
-                    .map_err(|e| format!("cannot spill hits to {}: {e}", self.parent.display()))?;
+                    .prefix(&name)
+                    .tempdir_in(&parent)
+                    .map_err(|e| format!("cannot spill hits to {}: {e}", parent.display()))?;
                 let path = d.path().to_path_buf();
                 self.dir = Some(d);
                 path
@@ -354,7 +366,7 @@ mod tests {
 
     fn sorted_through(budget: usize, n: u64) -> (Vec<Hit>, usize) {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut spool = Spool::new(tmp.path(), budget);
+        let mut spool = Spool::new(&tmp.path().join("spill-"), budget);
         spool.extend((0..n).map(hit)).expect("extend");
         let runs = spool.runs();
         let mut out = Vec::new();

@@ -1,0 +1,441 @@
+//! Faults from outside: a full disk under `convert`, `hunt` and `backtest --report`, processes
+//! killed at random points, and two processes writing the same dataset or hit table. After
+//! each, what was there before is intact, nothing partial is visible, and a rerun gives
+//! exactly the hits of an uninterrupted run.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{quarry, repo, temp_dir};
+
+/// A small tmpfs mounted on a temporary directory, unmounted on drop. Mounting needs root;
+/// without it the disk-full tests skip with the reason.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = temp_dir();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallDisk { dir }),
+            Ok(o) => {
+                eprintln!(
+                    "skipped: cannot mount a small tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: no mount command: {e}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk, then frees `leave` bytes: the next writer runs out part of the way.
+    fn fill_leaving(&self, leave: usize) {
+        let reserve = self.path().join("reserve");
+        std::fs::write(&reserve, vec![0u8; leave]).expect("reserve");
+        let mut filler = std::fs::File::create(self.path().join("filler")).expect("filler");
+        let block = vec![0u8; 4096];
+        while filler
+            .write_all(&block)
+            .and_then(|()| filler.flush())
+            .is_ok()
+        {}
+        drop(filler);
+        std::fs::remove_file(reserve).expect("free the reserve");
+    }
+
+    fn free(&self) {
+        let _ = std::fs::remove_file(self.path().join("filler"));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run quarry")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Winlogbeat NDJSON of `events` generated events.
+fn ndjson(dir: &Path, name: &str, events: u64, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    let o = run(quarry()
+        .args(["gen", "--events", &events.to_string(), "--days", "3"])
+        .args(["--seed", &seed.to_string(), "--out"])
+        .arg(dir.join(format!("{name}.dataset")))
+        .arg("--ndjson")
+        .arg(&path));
+    assert!(o.status.success(), "gen: {}", stderr(&o));
+    path
+}
+
+fn convert(input: &Path, dataset: &Path) -> Command {
+    let mut c = quarry();
+    c.args(["convert", "--quiet"])
+        .arg(input)
+        .arg("--out")
+        .arg(dataset);
+    c
+}
+
+fn hunt(dataset: &Path, out: &Path) -> Command {
+    let mut c = quarry();
+    c.args(["hunt", "--quiet", "--rules"])
+        .arg(repo("datasets/rules"))
+        .arg("--data")
+        .arg(dataset)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+/// A hit as content, without where the event is stored (parts are named by run): rule,
+/// version, time and the triage fields.
+type HitContent = String;
+
+/// The hits of every seed version over `dataset`, as content.
+fn hits_of(dataset: &Path) -> Vec<HitContent> {
+    let tmp = temp_dir();
+    let out = tmp.path().join("hits.jsonl");
+    let o = run(&mut hunt(dataset, &out));
+    assert!(o.status.success(), "hunt: {}", stderr(&o));
+    content(&out)
+}
+
+/// The hits of a JSON-lines hit table, as content, sorted.
+fn content(table: &Path) -> Vec<HitContent> {
+    let text = std::fs::read_to_string(table).expect("hits");
+    let mut hits: Vec<HitContent> = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("a whole hit");
+            if let Some(m) = v.as_object_mut() {
+                for k in ["dataset", "file", "row"] {
+                    m.remove(k);
+                }
+            }
+            v.to_string()
+        })
+        .collect();
+    hits.sort();
+    hits
+}
+
+/// The dataset reads: its manifest parses, every part it lists opens as Parquet, and no
+/// Parquet file outside `_quarry` is unlisted (nothing partial is visible).
+fn assert_consistent(dataset: &Path) {
+    if !dataset.join("_quarry/dataset.json").exists() {
+        let visible = crate::util::parts(dataset);
+        assert!(visible.is_empty(), "parts without a manifest: {visible:?}");
+        return;
+    }
+    let manifest = quarry::ingest::dataset::read_manifest(dataset).expect("manifest reads");
+    let listed: BTreeSet<PathBuf> = manifest.parts().map(|p| dataset.join(&p.path)).collect();
+    for p in &listed {
+        let f = std::fs::File::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        parquet::file::reader::SerializedFileReader::new(f)
+            .unwrap_or_else(|e| panic!("{} is not whole: {e}", p.display()));
+    }
+    for p in crate::util::parts(dataset) {
+        if !p.starts_with(dataset.join("_quarry")) {
+            assert!(
+                listed.contains(&p),
+                "{} is visible but not listed",
+                p.display()
+            );
+        }
+    }
+}
+
+/// Names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn a_full_disk_during_convert_leaves_the_dataset_as_it_was() {
+    let Some(disk) = SmallDisk::mount(6 << 20) else {
+        return;
+    };
+    let inputs = temp_dir();
+    let first = ndjson(inputs.path(), "first.ndjson", 600, 1);
+    let second = ndjson(inputs.path(), "second.ndjson", 4000, 2);
+    let dataset = disk.path().join("ds");
+    let o = run(&mut convert(&first, &dataset));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = hits_of(&dataset);
+    assert!(!before.is_empty());
+    disk.fill_leaving(64 << 10);
+    let o = run(&mut convert(&second, &dataset));
+    assert!(!o.status.success(), "a convert that cannot fit succeeded");
+    let message = stderr(&o);
+    assert!(
+        message.contains("No space left on device")
+            && message.contains(disk.path().to_str().unwrap_or("")),
+        "no clear error naming the place: {message}"
+    );
+    assert_consistent(&dataset);
+    assert_eq!(hits_of(&dataset), before, "the dataset changed");
+    // With room again, the same command completes, and the dataset holds both inputs.
+    disk.free();
+    let o = run(&mut convert(&second, &dataset));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_consistent(&dataset);
+    let both = hits_of(&dataset);
+    let fresh = temp_dir();
+    for input in [&first, &second] {
+        let o = run(&mut convert(input, &fresh.path().join("ds")));
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(both, hits_of(&fresh.path().join("ds")));
+}
+
+#[test]
+fn a_full_disk_during_hunt_keeps_the_earlier_hit_table() {
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        return;
+    };
+    let table = disk.path().join("hits.jsonl");
+    let o = run(&mut hunt(&repo("datasets/sample"), &table));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let earlier = std::fs::read(&table).expect("table");
+    disk.fill_leaving(16 << 10);
+    // Spilling too: a tiny sort budget sends the hits to disk before the table is written.
+    let o = run(hunt(&repo("datasets/sample"), &table).args(["--sort-memory-mb", "1"]));
+    assert!(!o.status.success(), "a hunt that cannot fit succeeded");
+    let message = stderr(&o);
+    assert!(
+        message.contains("No space left on device"),
+        "no clear error: {message}"
+    );
+    assert_eq!(std::fs::read(&table).expect("table"), earlier);
+    assert_eq!(
+        names(disk.path()),
+        [".hits.jsonl.quarry-lock", "filler", "hits.jsonl"],
+        "something partial is left"
+    );
+}
+
+#[test]
+fn a_full_disk_during_backtest_keeps_the_earlier_report() {
+    let Some(disk) = SmallDisk::mount(2 << 20) else {
+        return;
+    };
+    let report = disk.path().join("report");
+    let backtest = || {
+        let mut c = quarry();
+        c.args(["backtest", "--rules"])
+            .arg(repo("datasets/rules"))
+            .arg("--data")
+            .arg(repo("datasets/sample"))
+            .arg("--report")
+            .arg(&report)
+            .stdout(Stdio::null());
+        c
+    };
+    let o = run(&mut backtest());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let earlier = std::fs::read(report.join("index.html")).expect("report");
+    disk.fill_leaving(8 << 10);
+    let o = run(&mut backtest());
+    assert!(!o.status.success(), "a report that cannot fit was written");
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(report.join("index.html")).expect("report"),
+        earlier
+    );
+    assert_eq!(names(&report), ["index.html"], "something partial is left");
+}
+
+/// Delays for killing a process, spread over `span` (deterministic, so a failure repeats).
+fn kill_points(n: usize, span: Duration, seed: u64) -> Vec<Duration> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            span.mul_f64((x % 10_000) as f64 / 10_000.0)
+        })
+        .collect()
+}
+
+/// Starts `cmd`, kills it (SIGKILL) after `delay` unless it ended before; whether it ended.
+fn run_and_kill(cmd: &mut Command, delay: Duration) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while started.elapsed() < delay {
+        if child.try_wait().expect("wait").is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+/// How long `cmd` takes when left alone.
+fn duration_of(cmd: &mut Command) -> Duration {
+    let started = Instant::now();
+    let o = cmd.output().expect("run");
+    assert!(o.status.success(), "{}", stderr(&o));
+    started.elapsed()
+}
+
+#[test]
+fn convert_killed_anywhere_leaves_a_readable_dataset_and_a_rerun_completes_it() {
+    let inputs = temp_dir();
+    let a = ndjson(inputs.path(), "a.ndjson", 3000, 3);
+    let b = ndjson(inputs.path(), "b.ndjson", 3000, 4);
+    let reference = temp_dir();
+    let both = [a.as_path(), b.as_path()];
+    let convert_both = |dataset: &Path| {
+        let mut c = quarry();
+        c.args(["convert", "--quiet"])
+            .args(both)
+            .arg("--out")
+            .arg(dataset);
+        c
+    };
+    let span = duration_of(&mut convert_both(&reference.path().join("ds")));
+    let expected = hits_of(&reference.path().join("ds"));
+    let mut killed = 0;
+    for (i, delay) in kill_points(12, span, 7).into_iter().enumerate() {
+        let work = temp_dir();
+        let dataset = work.path().join("ds");
+        // A second kill point in the rerun, half as far in.
+        for d in [delay, delay / 2] {
+            if !run_and_kill(&mut convert_both(&dataset), d) {
+                killed += 1;
+            }
+            assert_consistent(&dataset);
+        }
+        let o = run(&mut convert_both(&dataset));
+        assert!(o.status.success(), "rerun {i}: {}", stderr(&o));
+        assert_consistent(&dataset);
+        assert_eq!(hits_of(&dataset), expected, "kill point {i} at {delay:?}");
+    }
+    assert!(
+        killed >= 6,
+        "only {killed} runs were killed before they ended"
+    );
+}
+
+#[test]
+fn hunt_killed_anywhere_leaves_the_earlier_table_and_a_rerun_gives_every_hit() {
+    let work = temp_dir();
+    let dataset = repo("datasets/sample");
+    let table = work.path().join("hits.jsonl");
+    let spilling = |table: &Path| {
+        let mut c = hunt(&dataset, table);
+        c.args(["--sort-memory-mb", "1"]);
+        c
+    };
+    let span = duration_of(&mut spilling(&table));
+    let complete = std::fs::read(&table).expect("table");
+    let mut killed = 0;
+    for delay in kill_points(10, span, 11) {
+        if !run_and_kill(&mut spilling(&table), delay) {
+            killed += 1;
+        }
+        // Either the run ended, writing the same table, or the earlier table is untouched.
+        assert_eq!(
+            std::fs::read(&table).expect("table"),
+            complete,
+            "at {delay:?}"
+        );
+    }
+    assert!(
+        killed >= 5,
+        "only {killed} runs were killed before they ended"
+    );
+    // The next run clears what killed runs left beside the table.
+    let o = run(&mut spilling(&table));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&table).expect("table"), complete);
+    assert_eq!(
+        names(work.path()),
+        [".hits.jsonl.quarry-lock", "hits.jsonl"]
+    );
+}
+
+#[test]
+fn two_writers_of_one_dataset_or_one_table_do_not_corrupt_it() {
+    let inputs = temp_dir();
+    let a = ndjson(inputs.path(), "a.ndjson", 4000, 5);
+    let work = temp_dir();
+    let dataset = work.path().join("ds");
+    let spawn = |cmd: &mut Command| {
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let first = spawn(&mut convert(&a, &dataset));
+    let second = spawn(&mut convert(&a, &dataset));
+    let outcomes = [first, second].map(|c| c.wait_with_output().expect("wait"));
+    assert!(outcomes.iter().any(|o| o.status.success()));
+    for o in outcomes.iter().filter(|o| !o.status.success()) {
+        assert!(
+            stderr(o).contains("another quarry process is writing"),
+            "an unclear failure: {}",
+            stderr(o)
+        );
+    }
+    assert_consistent(&dataset);
+    let reference = temp_dir();
+    let o = run(&mut convert(&a, &reference.path().join("ds")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = hits_of(&reference.path().join("ds"));
+    assert_eq!(hits_of(&dataset), expected);
+    // Two hunts into one table.
+    let table = work.path().join("hits.jsonl");
+    let first = spawn(&mut hunt(&dataset, &table));
+    let second = spawn(&mut hunt(&dataset, &table));
+    let outcomes = [first, second].map(|c| c.wait_with_output().expect("wait"));
+    assert!(outcomes.iter().any(|o| o.status.success()));
+    for o in outcomes.iter().filter(|o| !o.status.success()) {
+        assert!(
+            stderr(o).contains("another quarry process is writing this hit table"),
+            "an unclear failure: {}",
+            stderr(o)
+        );
+    }
+    assert_eq!(content(&table), expected);
+}
