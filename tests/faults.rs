@@ -439,3 +439,191 @@ fn two_writers_of_one_dataset_or_one_table_do_not_corrupt_it() {
     }
     assert_eq!(content(&table), expected);
 }
+
+/// Rewrites a Parquet part with `change` applied to its record batches.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+fn rewrite_part(
+    path: &Path,
+    change: &dyn Fn(arrow::record_batch::RecordBatch) -> arrow::record_batch::RecordBatch,
+) {
+    let file = std::fs::File::open(path).expect("part");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batches: Vec<_> = reader.map(|b| change(b.expect("batch"))).collect();
+    let schema = batches.first().expect("a batch").schema();
+    let out = std::fs::File::create(path).expect("rewrite");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema, None).expect("writer");
+    for b in &batches {
+        writer.write(b).expect("write");
+    }
+    writer.close().expect("close");
+}
+
+/// `batch` with column `name` replaced by `f(column)` (its field renamed to `f`'s type).
+fn map_column(
+    batch: arrow::record_batch::RecordBatch,
+    name: &str,
+    f: &dyn Fn(&arrow::array::ArrayRef) -> arrow::array::ArrayRef,
+) -> arrow::record_batch::RecordBatch {
+    use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    let schema = batch.schema();
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.name() == name {
+            let new = f(column);
+            fields.push(Field::new(name, new.data_type().clone(), true));
+            columns.push(new);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    arrow::record_batch::RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .expect("batch")
+}
+
+#[test]
+fn parts_whose_schemas_differ_are_hunted_as_elasticsearch_would_read_them() {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::compute::cast;
+    use arrow::datatypes::DataType;
+    use std::sync::Arc;
+    let work = temp_dir();
+    let dataset = work.path().join("ds");
+    let o = run(quarry()
+        .args([
+            "gen", "--events", "3000", "--days", "6", "--seed", "9", "--out",
+        ])
+        .arg(&dataset));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = hits_of(&dataset);
+    assert!(!expected.is_empty());
+    let parts = crate::util::parts(&dataset);
+    assert!(parts.len() >= 5, "{parts:?}");
+    let text = "powershell.file.script_block_text";
+    type Change = Box<dyn Fn(arrow::record_batch::RecordBatch) -> arrow::record_batch::RecordBatch>;
+    let variants: Vec<(&str, Change)> = vec![
+        (
+            "a column added later (a field the older files lack)",
+            Box::new(|b| {
+                let rows = b.num_rows();
+                let mut fields: Vec<_> = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                fields.push(arrow::datatypes::Field::new(
+                    "custom.added",
+                    DataType::Utf8,
+                    true,
+                ));
+                let mut columns = b.columns().to_vec();
+                columns.push(Arc::new(StringArray::from(vec![Some("x"); rows])) as ArrayRef);
+                arrow::record_batch::RecordBatch::try_new(
+                    Arc::new(arrow::datatypes::Schema::new(fields)),
+                    columns,
+                )
+                .expect("batch")
+            }),
+        ),
+        (
+            "text as LargeUtf8",
+            Box::new(move |b| {
+                map_column(b, text, &|c| cast(c, &DataType::LargeUtf8).expect("cast"))
+            }),
+        ),
+        (
+            "text as a string view",
+            Box::new(move |b| {
+                map_column(b, text, &|c| cast(c, &DataType::Utf8View).expect("cast"))
+            }),
+        ),
+        (
+            "a keyword as a dictionary, as Spark and pandas often write it",
+            Box::new(|b| {
+                map_column(b, "host.name", &|c| {
+                    cast(
+                        c,
+                        &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                    )
+                    .expect("cast")
+                })
+            }),
+        ),
+    ];
+    for (i, (what, change)) in variants.iter().enumerate() {
+        let copy = work.path().join(format!("variant-{i}"));
+        copy_dir(&dataset, &copy);
+        let parts = crate::util::parts(&copy);
+        for p in &parts[..3] {
+            rewrite_part(p, change.as_ref());
+        }
+        let found = hits_of(&copy);
+        assert!(
+            found == expected,
+            "{what}: {} hits, {} expected",
+            found.len(),
+            expected.len()
+        );
+    }
+    // Numbers in a text column are text to Elasticsearch ("1"): that file's scripts are
+    // gone, so are its hits, and nothing fails.
+    let copy = work.path().join("numbers");
+    copy_dir(&dataset, &copy);
+    let parts = crate::util::parts(&copy);
+    rewrite_part(&parts[0], &|b| {
+        map_column(b, text, &|c| {
+            Arc::new(arrow::array::Int64Array::from(vec![Some(1); c.len()])) as ArrayRef
+        })
+    });
+    let found = hits_of(&copy);
+    assert!(found.iter().all(|h| expected.contains(h)));
+    assert!(found.len() < expected.len());
+    // A struct where text belongs holds nothing a query can match: that file fails, by
+    // name, and every other file is still hunted.
+    let copy = work.path().join("struct");
+    copy_dir(&dataset, &copy);
+    let parts = crate::util::parts(&copy);
+    rewrite_part(&parts[0], &|b| {
+        map_column(b, text, &|c| {
+            let inner = Arc::new(arrow::datatypes::Field::new("inner", DataType::Utf8, true));
+            Arc::new(arrow::array::StructArray::from(vec![(
+                inner,
+                Arc::clone(c),
+            )])) as ArrayRef
+        })
+    });
+    let out = work.path().join("hits.jsonl");
+    let o = run(&mut hunt(&copy, &out));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let name = parts[0]
+        .strip_prefix(&copy)
+        .expect("inside")
+        .display()
+        .to_string();
+    assert!(
+        stderr(&o).contains(&name) && stderr(&o).contains(text),
+        "the failure names the file and the column: {}",
+        stderr(&o)
+    );
+    let found = content(&out);
+    assert!(found.iter().all(|h| expected.contains(h)));
+    assert!(found.len() < expected.len() && !found.is_empty());
+}

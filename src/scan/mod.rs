@@ -389,9 +389,16 @@ impl<'a> Scanner<'a> {
         let arrays = part.read(rg, &early, None)?;
         let timestamps = arrays
             .get(TIMESTAMP)
-            .and_then(|a| a.as_any().downcast_ref::<TimestampMicrosecondArray>())
-            .ok_or("no @timestamp column of type timestamp(µs)")?
-            .clone();
+            .map(|a| plain(a.as_ref()).unwrap_or_else(|| Arc::clone(a)))
+            .and_then(|a| {
+                a.as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .cloned()
+            })
+            .ok_or("no @timestamp column of a timestamp type")?;
+        for (name, array) in &arrays {
+            matchable(name, array.as_ref())?;
+        }
         let in_range = if range.is_all() {
             BooleanBuffer::new_set(rows)
         } else {
@@ -452,6 +459,9 @@ impl<'a> Scanner<'a> {
                     // every row and filtering a few out costs more than keeping them.
                     let selection = (needed.len() * 4 < rows).then_some(needed.as_slice());
                     let arrays = part.read(rg, &names, selection)?;
+                    for (name, array) in &arrays {
+                        matchable(name, array.as_ref())?;
+                    }
                     for column in through_arrow {
                         if let Some(array) = arrays.get(&column.name) {
                             self.eval_leaves(column, array.as_ref(), selection, rows, &mut bits);
@@ -721,8 +731,81 @@ fn text_leaves(
     Ok(())
 }
 
+/// The same values in one of the types [`for_each_value`] reads directly, for the other
+/// ways writers store them: large, view and dictionary-encoded strings, large lists,
+/// narrower integers and floats, booleans, times in other units. `None`: a type that holds
+/// no values a query can match (a struct, a map, bytes).
+fn plain(array: &dyn Array) -> Option<ArrayRef> {
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+    let to = match array.data_type() {
+        DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => DataType::Utf8,
+        DataType::Dictionary(_, values) if plain_value_type(values) => DataType::Utf8,
+        DataType::LargeList(item) | DataType::FixedSizeList(item, _)
+            if plain_value_type(item.data_type()) =>
+        {
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+        }
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => DataType::Int64,
+        DataType::Float16 | DataType::Float32 => DataType::Float64,
+        DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => {
+            DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+        }
+        _ => return None,
+    };
+    arrow::compute::cast(array, &to).ok()
+}
+
+/// Whether values of `t` can be read as text (directly or through [`plain`]).
+fn plain_value_type(t: &arrow::datatypes::DataType) -> bool {
+    use arrow::datatypes::DataType;
+    matches!(
+        t,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Boolean
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float32
+            | DataType::Float64
+    )
+}
+
+/// An error naming `column` when its type holds nothing a query can match: the unit fails
+/// (and is reported) rather than matching nothing without a word.
+fn matchable(column: &str, array: &dyn Array) -> Result<(), String> {
+    use arrow::datatypes::DataType;
+    let direct = match array.data_type() {
+        DataType::Utf8 | DataType::Int64 | DataType::Float64 | DataType::Null => true,
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => true,
+        DataType::List(item) => plain_value_type(item.data_type()),
+        _ => false,
+    };
+    if direct || plain(&array.slice(0, 0)).is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "column `{column}` is of type {}, which holds no value a query can match",
+            array.data_type()
+        ))
+    }
+}
+
 /// Calls `f(position, text)` for every non-null value (every element of a list), numbers and
-/// times as text the way the reference evaluator reads them.
+/// times as text the way the reference evaluator reads them; other encodings of such values
+/// go through [`plain`].
 fn for_each_value(array: &dyn Array, f: &mut dyn FnMut(usize, &str)) {
     let any = array.as_any();
     if let Some(a) = any.downcast_ref::<StringArray>() {
@@ -756,6 +839,8 @@ fn for_each_value(array: &dyn Array, f: &mut dyn FnMut(usize, &str)) {
                 f(i, &format_micros(a.value(i)));
             }
         }
+    } else if let Some(a) = plain(array) {
+        for_each_value(a.as_ref(), f);
     }
 }
 
