@@ -627,3 +627,230 @@ fn parts_whose_schemas_differ_are_hunted_as_elasticsearch_would_read_them() {
     assert!(found.iter().all(|h| expected.contains(h)));
     assert!(found.len() < expected.len() && !found.is_empty());
 }
+
+/// Runs `cmd` to its end: its exit code (-1 when a signal ended it), its standard error and
+/// its peak resident memory in MiB. The peak is the kernel's high-water mark of the process
+/// (`VmHWM`), read every few milliseconds until it exits: `wait4`'s `ru_maxrss` would also
+/// count the test process's own memory, which the child has for a moment before `exec`.
+fn run_measured(cmd: &mut Command) -> (i32, String, u64) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stderr = reader.join().expect("stderr reader");
+    eprintln!("{cmd:?}: peak {} MiB", peak_kb / 1024);
+    (status.code().unwrap_or(-1), stderr, peak_kb / 1024)
+}
+
+/// A 4104 event as an ECS NDJSON line, its script `script`.
+fn event_line(time: &str, host: &str, script: &str) -> String {
+    serde_json::json!({
+        "@timestamp": time,
+        "event": {"code": "4104", "category": ["process"]},
+        "host": {"name": host, "os": {"type": "windows"}},
+        "winlog": {"channel": "Microsoft-Windows-PowerShell/Operational", "event_id": "4104"},
+        "powershell": {"file": {"script_block_text": script}},
+    })
+    .to_string()
+}
+
+#[test]
+fn records_beyond_what_elasticsearch_accepts_are_skipped_and_big_ones_stay_bounded() {
+    let work = temp_dir();
+    let filler = "Get-Process; ".repeat((101 << 20) / 13);
+    let input = work.path().join("huge.ndjson");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("input"));
+    for (i, script) in [
+        "DsGetSiteName",
+        &format!("{filler} DsGetSiteName"),
+        "NetShareEnum",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let line = event_line(&format!("2024-03-01T00:00:0{i}Z"), "h", script);
+        writeln!(f, "{line}").expect("write");
+    }
+    drop(f);
+    let dataset = work.path().join("ds");
+    let (code, err, rss) = run_measured(&mut convert(&input, &dataset));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("larger than Elasticsearch accepts"),
+        "{err}"
+    );
+    assert!(rss < 300, "{rss} MiB to skip a 101 MiB line");
+    let manifest = quarry::ingest::dataset::read_manifest(&dataset).expect("manifest");
+    assert_eq!(manifest.events, 2);
+    // The biggest record Elasticsearch takes (a 90 MiB script) converts, is hunted and is
+    // backtested in memory a small multiple of its size.
+    let input = work.path().join("big.ndjson");
+    let script = format!("{} DsGetSiteName", "Get-Process; ".repeat((90 << 20) / 13));
+    std::fs::write(
+        &input,
+        event_line("2024-03-01T00:00:00Z", "h", &script) + "\n",
+    )
+    .expect("input");
+    drop(script);
+    let dataset = work.path().join("big");
+    let (code, err, rss) = run_measured(&mut convert(&input, &dataset));
+    assert_eq!(code, 0, "{err}");
+    assert!(rss < 700, "convert: {rss} MiB for a 90 MiB record");
+    let (code, err, rss) = run_measured(&mut hunt(&dataset, &work.path().join("hits.jsonl")));
+    assert_eq!(code, 0, "{err}");
+    assert!(rss < 500, "hunt: {rss} MiB for a 90 MiB record");
+    assert_eq!(
+        content(&work.path().join("hits.jsonl")).len(),
+        29,
+        "every version hits it"
+    );
+    let mut backtest = quarry();
+    backtest
+        .args(["backtest", "--no-truth", "--rules"])
+        .arg(repo("datasets/rules"))
+        .arg("--data")
+        .arg(&dataset);
+    let (code, err, rss) = run_measured(&mut backtest);
+    assert_eq!(code, 0, "{err}");
+    assert!(rss < 600, "backtest: {rss} MiB for a 90 MiB record");
+}
+
+#[test]
+fn a_million_tiny_events_convert_and_hunt_in_bounded_memory() {
+    let work = temp_dir();
+    let input = work.path().join("tiny.ndjson");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("input"));
+    for i in 0..1_000_000u32 {
+        writeln!(
+            f,
+            r#"{{"@timestamp":"2024-03-0{}T{:02}:{:02}:{:02}Z","event":{{"code":"4104"}},"message":"m{}"}}"#,
+            1 + i % 3,
+            (i / 3600) % 24,
+            (i / 60) % 60,
+            i % 60,
+            i % 7
+        )
+        .expect("write");
+    }
+    drop(f);
+    let dataset = work.path().join("ds");
+    let (code, err, rss) = run_measured(&mut convert(&input, &dataset));
+    assert_eq!(code, 0, "{err}");
+    assert!(rss < 512, "convert: {rss} MiB");
+    let manifest = quarry::ingest::dataset::read_manifest(&dataset).expect("manifest");
+    assert_eq!(manifest.events, 1_000_000);
+    let (code, err, rss) = run_measured(&mut hunt(&dataset, &work.path().join("hits.jsonl")));
+    assert_eq!(code, 0, "{err}");
+    assert!(rss < 512, "hunt: {rss} MiB");
+}
+
+#[test]
+fn nested_duplicated_and_deep_json_is_refused_as_elasticsearch_refuses_it() {
+    let work = temp_dir();
+    let input = work.path().join("odd.ndjson");
+    let deep = format!(
+        r#"{{"@timestamp":"2024-03-01T00:00:00Z","a":{}1{}}}"#,
+        r#"{"b":"#.repeat(1000),
+        "}".repeat(1000)
+    );
+    let lines = [
+        event_line("2024-03-01T00:00:00Z", "h", "DsGetSiteName"),
+        r#"{"@timestamp":"2024-03-01T00:00:01Z","host":{"name":"a","name":"b"}}"#.to_string(),
+        deep,
+        event_line("2024-03-01T00:00:03Z", "h", "NetShareEnum"),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").expect("input");
+    let dataset = work.path().join("ds");
+    let o = run(&mut convert(&input, &dataset));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("line 2") && err.contains("duplicate key `name`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 3") && err.contains("recursion limit"),
+        "{err}"
+    );
+    let manifest = quarry::ingest::dataset::read_manifest(&dataset).expect("manifest");
+    assert_eq!(manifest.events, 2);
+}
+
+/// A quarry rule pack of one rule with `queries` as its versions 1, 2, ...
+fn pack_of(path: &Path, queries: &[String]) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("pack"));
+    writeln!(
+        f,
+        "rule_id = \"00000000-0000-4000-8000-000000000001\"\nname = \"many\"\ntype = \"query\"\n\
+         language = \"kuery\"\nseverity = \"low\"\nrisk_score = 21\nindex = [\"logs-*\"]\n\
+         interval = \"5m\"\nfrom = \"now-6m\"\nmax_signals = 100"
+    )
+    .expect("write");
+    for (i, q) in queries.iter().enumerate() {
+        let q = q.replace('\\', "\\\\").replace('"', "\\\"");
+        writeln!(f, "\n[[versions]]\nversion = {}\nquery = \"{q}\"", i + 1).expect("write");
+    }
+}
+
+#[test]
+fn ten_thousand_versions_and_huge_or_deep_queries_run_in_bounded_time_and_memory() {
+    let work = temp_dir();
+    let pack = work.path().join("pack.toml");
+    let mut queries: Vec<String> = (0..10_000)
+        .map(|i| format!("event.code: 4104 and powershell.file.script_block_text: W{i}x"))
+        .collect();
+    // One query of 50,000 terms and one nested 100,000 levels deep.
+    queries.push(
+        (0..50_000)
+            .map(|i| format!("host.name: h{i}"))
+            .collect::<Vec<_>>()
+            .join(" or "),
+    );
+    queries.push(format!(
+        "{}a: 1{}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    ));
+    pack_of(&pack, &queries);
+    let started = Instant::now();
+    let mut cmd = quarry();
+    cmd.args(["hunt", "--quiet", "--rules"])
+        .arg(&pack)
+        .arg("--data")
+        .arg(repo("datasets/sample"))
+        .arg("--out")
+        .arg(work.path().join("hits.jsonl"));
+    let (code, err, rss) = run_measured(&mut cmd);
+    let took = started.elapsed();
+    eprintln!("10,002 versions over the sample: {took:?}");
+    assert_eq!(code, 0, "{err}");
+    assert!(rss < 512, "{rss} MiB");
+    assert!(took < Duration::from_secs(120), "{took:?}");
+    assert!(
+        err.contains("@10002") && err.contains("will not run") && err.contains("nesting"),
+        "the deep query is refused with its version and why: {err}"
+    );
+}

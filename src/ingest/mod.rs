@@ -29,6 +29,7 @@ pub mod reader;
 pub mod schema;
 pub mod script_stats;
 pub mod shapes;
+pub mod strict_json;
 pub mod writer;
 
 use std::collections::{BTreeMap, HashSet};

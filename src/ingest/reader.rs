@@ -17,6 +17,7 @@ use super::doc::Doc;
 use super::json_tree::Json;
 use super::parallel;
 use super::shapes::{self, Shape};
+use super::strict_json::StrictValue;
 use super::IngestError;
 
 /// Work done to each document on the worker threads before it reaches `emit` (the ingest
@@ -25,6 +26,11 @@ pub type Prepare = Arc<dyn Fn(&mut Doc) + Send + Sync>;
 
 /// NDJSON is handed to the workers in batches of about this many bytes of whole lines.
 const LINE_BATCH_BYTES: usize = 1 << 20;
+
+/// The largest record read: Elasticsearch refuses a request over `http.max_content_length`
+/// (100mb by default), so no larger document was ever indexed. Longer lines are skipped
+/// as they are read, never held whole, and reported.
+pub const MAX_RECORD_BYTES: usize = 100 << 20;
 
 /// What an input file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +73,7 @@ pub enum BadReason {
     NoTimestamp,
     CorruptEvtxRecord,
     UnreadableFile,
+    TooLarge,
 }
 
 impl BadReason {
@@ -78,6 +85,7 @@ impl BadReason {
             BadReason::NoTimestamp => "no usable timestamp",
             BadReason::CorruptEvtxRecord => "corrupt EVTX chunk or record",
             BadReason::UnreadableFile => "unreadable or truncated file",
+            BadReason::TooLarge => "record larger than Elasticsearch accepts",
         }
     }
 }
@@ -379,11 +387,18 @@ fn read_json(
             first_line: next_line,
             bytes: Vec::with_capacity(LINE_BATCH_BYTES + (64 << 10)),
             read_error: None,
+            too_long: Vec::new(),
         };
         while batch.bytes.len() < LINE_BATCH_BYTES {
-            match reader.read_until(b'\n', &mut batch.bytes) {
-                Ok(0) => break,
-                Ok(_) => next_line += 1,
+            match read_line_bounded(&mut reader, &mut batch.bytes, MAX_RECORD_BYTES) {
+                Ok(LineRead::End) => break,
+                Ok(LineRead::Line) => next_line += 1,
+                Ok(LineRead::TooLong(bytes)) => {
+                    // An empty line stands in for it, so that line numbers stay right.
+                    batch.bytes.push(b'\n');
+                    batch.too_long.push((next_line, bytes));
+                    next_line += 1;
+                }
                 Err(e) => {
                     batch.read_error = Some(e.to_string());
                     failed = true;
@@ -417,6 +432,60 @@ struct LineBatch {
     bytes: Vec<u8>,
     /// Reading stopped after these lines because the file could not be read further.
     read_error: Option<String>,
+    /// Lines over [`MAX_RECORD_BYTES`] (empty in `bytes`), with their length.
+    too_long: Vec<(u64, u64)>,
+}
+
+enum LineRead {
+    End,
+    Line,
+    /// A line longer than the limit, skipped; its length in bytes.
+    TooLong(u64),
+}
+
+/// Appends the next line (with its newline) to `out`, unless it is longer than `limit`:
+/// then it is read past and dropped, and only its length is kept.
+fn read_line_bounded(
+    reader: &mut dyn BufRead,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<LineRead> {
+    let start = out.len();
+    let mut skipped: Option<u64> = None;
+    loop {
+        let (done, used) = {
+            let available = match reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                (true, 0)
+            } else {
+                let (done, used) = match memchr::memchr(b'\n', available) {
+                    Some(i) => (true, i + 1),
+                    None => (false, available.len()),
+                };
+                match &mut skipped {
+                    Some(n) => *n += used as u64,
+                    None if out.len() - start + used > limit => {
+                        skipped = Some((out.len() - start + used) as u64);
+                        out.truncate(start);
+                    }
+                    None => out.extend_from_slice(&available[..used]),
+                }
+                (done, used)
+            }
+        };
+        reader.consume(used);
+        if done {
+            return Ok(match skipped {
+                Some(n) => LineRead::TooLong(n),
+                None if out.len() == start => LineRead::End,
+                None => LineRead::Line,
+            });
+        }
+    }
 }
 
 /// Parses, shapes and prepares the documents of a batch of lines.
@@ -434,8 +503,8 @@ fn parse_lines(input: &InputFile, prepare: &Prepare, batch: LineBatch) -> Vec<It
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<serde_json::Value>(text) {
-            Ok(v) => emit_value(input, loc, v, prepare, &mut |item| items.push(item)),
+        match serde_json::from_slice::<StrictValue>(text) {
+            Ok(StrictValue(v)) => emit_value(input, loc, v, prepare, &mut |item| items.push(item)),
             Err(e) => {
                 let reason = if std::str::from_utf8(text).is_err() {
                     BadReason::InvalidUtf8
@@ -445,6 +514,18 @@ fn parse_lines(input: &InputFile, prepare: &Prepare, batch: LineBatch) -> Vec<It
                 items.push(bad(input, loc, reason, e.to_string()));
             }
         }
+    }
+    for (line, bytes) in batch.too_long {
+        items.push(bad(
+            input,
+            Location::Line(line),
+            BadReason::TooLarge,
+            format!(
+                "{bytes} bytes; Elasticsearch refuses requests over {} MiB \
+                 (http.max_content_length)",
+                MAX_RECORD_BYTES >> 20
+            ),
+        ));
     }
     if let Some(e) = batch.read_error {
         items.push(bad(
@@ -507,6 +588,8 @@ fn read_json_stream(
     emit: &mut dyn FnMut(Item),
 ) -> Result<(), IngestError> {
     let (reader, count) = open_counted(input)?;
+    // Lenient about duplicate keys, unlike lines: a refused document would end the stream
+    // and lose every document after it in the same array or response.
     let stream = serde_json::Deserializer::from_reader(reader).into_iter::<serde_json::Value>();
     for (i, value) in stream.enumerate() {
         let loc = Location::Value(i as u64 + 1);
