@@ -418,9 +418,16 @@ pub fn hunt_into(
                 let source = &sources[si];
                 let slot = &source.parts[pi];
                 let result = slot.get(&source.root).and_then(|part| {
-                    let hits = scanners[si].scan(&part, rg, &opts.range, scratch);
+                    // The Parquet reader asserts on some damage its checks miss; such a
+                    // panic fails this unit, like any decoding error, not the hunt.
+                    let scan = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        scanners[si].scan(&part, rg, &opts.range, scratch)
+                    }));
                     part.release(rg);
-                    hits
+                    scan.unwrap_or_else(|panic| {
+                        *scratch = Scratch::default();
+                        Err(format!("the Parquet reader failed: {}", panic_text(&panic)))
+                    })
                 });
                 slot.done();
                 progress.advance(slot.groups[rg].bytes);
@@ -492,6 +499,15 @@ pub fn hunt_into(
         .map_err(HuntError::Output)?;
     report.summary = summary.finish();
     Ok(report)
+}
+
+/// The message a panic carried.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// A scan's hit with what the hit table says of its rule and file.

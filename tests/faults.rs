@@ -854,3 +854,75 @@ fn ten_thousand_versions_and_huge_or_deep_queries_run_in_bounded_time_and_memory
         "the deep query is refused with its version and why: {err}"
     );
 }
+
+#[test]
+fn a_damaged_footer_is_a_failure_of_its_file_never_a_panic() {
+    use quarry::hunt::{HuntOptions, NoProgress, VersionSelect};
+    use std::sync::atomic::AtomicBool;
+    let work = temp_dir();
+    let dataset = work.path().join("ds");
+    let o = run(quarry()
+        .args([
+            "gen", "--events", "300", "--days", "1", "--seed", "3", "--out",
+        ])
+        .arg(&dataset));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let parts = crate::util::parts(&dataset);
+    assert_eq!(parts.len(), 1);
+    let part = &parts[0];
+    let original = std::fs::read(part).expect("part");
+    let n = original.len();
+    let footer_len =
+        u32::from_le_bytes(original[n - 8..n - 4].try_into().expect("4 bytes")) as usize;
+    let footer = n - 8 - footer_len..n;
+    let opts = HuntOptions {
+        packs: vec![repo("datasets/rules")],
+        version_lock: None,
+        datasets: vec![dataset.clone()],
+        rules: Vec::new(),
+        versions: VersionSelect::List([1, 320].into_iter().collect()),
+        range: quarry::scan::TimeRange::default(),
+        threads: 1,
+        fail_fast: false,
+        sort_memory: 0,
+        extra_versions: Vec::new(),
+        summarise_scripts: true,
+    };
+    // Found by fuzzing (fuzz/fuzz_targets/parquet_part.rs): a flipped footer byte gave a
+    // column chunk a negative offset, on which the Parquet reader panicked (quarry now
+    // checks the offsets first). Bytes all over a part's footer are flipped here in turn,
+    // with two masks. The reader still panics on some damage (a dictionary-encoded chunk with no
+    // dictionary page): that panic is caught and fails the unit, naming its file.
+    let (mut hunted, mut failed) = (0, 0);
+    let mut caught = BTreeSet::new();
+    // Some 600 bytes spread over the footer, and its last 16 (length and magic).
+    let step = (footer.len() / 600).max(1);
+    let positions: Vec<usize> = footer.clone().step_by(step).chain(n - 16..n).collect();
+    for &at in &positions {
+        for mask in [0x07u8, 0x80] {
+            let mut bytes = original.clone();
+            bytes[at] ^= mask;
+            std::fs::write(part, &bytes).expect("damage");
+            let report = quarry::hunt::hunt(&opts, &NoProgress, &AtomicBool::new(false))
+                .unwrap_or_else(|e| panic!("byte {at} ^ {mask:#x}: the hunt itself failed: {e}"));
+            for f in &report.failures {
+                assert!(f.to_string().contains(&f.file) && !f.file.is_empty());
+                if f.message.contains("the Parquet reader failed") {
+                    caught.insert(f.message.clone());
+                }
+            }
+            match report.failures.is_empty() {
+                true => hunted += 1,
+                false => failed += 1,
+            }
+        }
+    }
+    std::fs::write(part, &original).expect("restore");
+    eprintln!(
+        "{} of {} footer bytes: {hunted} damages hunted through, {failed} reported; panics of \
+         the Parquet reader caught: {caught:?}",
+        positions.len(),
+        footer.len()
+    );
+    assert!(failed > 0);
+}

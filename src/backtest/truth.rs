@@ -360,8 +360,8 @@ fn read_csv(path: &Path) -> Result<Table, String> {
 
 fn read_parquet(path: &Path) -> Result<Table, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?
+    let meta = crate::scan::read_footer(&file)?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .build()
         .map_err(|e| e.to_string())?;
     let schema = reader.schema();

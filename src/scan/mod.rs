@@ -27,7 +27,8 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::ProjectionMask;
-use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use parquet::file::reader::ChunkReader;
 use parquet::file::statistics::Statistics;
 
 use crate::ingest::doc::format_float;
@@ -83,11 +84,7 @@ impl Part {
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
         let map = Arc::new(map);
         let data = Bytes::from_owner(SharedMap(Arc::clone(&map)));
-        let meta = ArrowReaderMetadata::load(
-            &data,
-            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-        )
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        let meta = read_footer(&data)?;
         Ok(Part {
             rel: rel.to_string(),
             map,
@@ -227,6 +224,53 @@ impl Part {
             .map(|(f, a)| (f.name().clone(), Arc::clone(a)))
             .collect())
     }
+}
+
+/// Reads the footer (and page index, when there is one) of a Parquet file, with its byte
+/// ranges checked ([`check_byte_ranges`]). The Arrow and Parquet readers panic on some
+/// damaged footers (a schema with an impossible type, say) rather than return an error;
+/// such a panic is caught here and becomes the error.
+pub fn read_footer<R: ChunkReader>(reader: &R) -> Result<ArrowReaderMetadata, String> {
+    let load = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ArrowReaderMetadata::load(
+            reader,
+            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+        )
+    }));
+    let meta = match load {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(e)) => return Err(format!("not a readable Parquet file: {e}")),
+        Err(_) => return Err("not a readable Parquet file: its footer is damaged".into()),
+    };
+    check_byte_ranges(meta.metadata(), reader.len())
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    Ok(meta)
+}
+
+/// Checks that every column chunk the footer describes lies inside the file: damaged
+/// footers can hold negative or overlong offsets, on which the Parquet reader asserts
+/// (panics) instead of returning an error.
+pub fn check_byte_ranges(meta: &ParquetMetaData, file_len: u64) -> Result<(), String> {
+    for (rg, group) in meta.row_groups().iter().enumerate() {
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let len = column.compressed_size();
+            let inside = start >= 0
+                && len >= 0
+                && (start as u64)
+                    .checked_add(len as u64)
+                    .is_some_and(|end| end <= file_len);
+            if !inside {
+                return Err(format!(
+                    "row group {rg}, column {c}: bytes {start}..+{len} are not inside the \
+                     file ({file_len} bytes)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `[from, to)` in microseconds since the epoch.
