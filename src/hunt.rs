@@ -72,6 +72,11 @@ pub struct HuntOptions {
     /// Also summarise the script of every hit event (its head and shape) in the pass, into
     /// [`HuntReport::scripts`]: what a backtest shows and clusters by.
     pub summarise_scripts: bool,
+    /// Only these part files, as (dataset as given, path inside it); none: every part.
+    /// Incremental hunts ([`crate::state`]) hunt what changed this way.
+    pub only_files: Option<BTreeSet<(String, String)>>,
+    /// Only these (rule id, version) of the selection; none: all of it.
+    pub only_versions: Option<BTreeSet<(String, u32)>>,
 }
 
 /// A file or row group that could not be read.
@@ -304,7 +309,11 @@ pub fn hunt_into(
     for p in &pack.problems {
         report.warnings.push(format!("rule pack: {p}"));
     }
-    let selected = select_versions(&pack, &opts.rules, &opts.versions).map_err(HuntError::Input)?;
+    let mut selected =
+        select_versions(&pack, &opts.rules, &opts.versions).map_err(HuntError::Input)?;
+    if let Some(only) = &opts.only_versions {
+        selected.retain(|v| only.contains(&(v.rule.rule_id.clone(), v.rule.version)));
+    }
     let extra: Vec<LoadedVersion> = opts
         .extra_versions
         .iter()
@@ -551,7 +560,16 @@ fn open_source(
     // A column is always null when it is null in every part that has it.
     let mut ever_set: BTreeSet<String> = BTreeSet::new();
     let mut pruned = 0;
+    let mut considered = 0;
     for staged in manifest.parts() {
+        if opts
+            .only_files
+            .as_ref()
+            .is_some_and(|only| !only.contains(&(label.clone(), staged.path.clone())))
+        {
+            continue;
+        }
+        considered += 1;
         if !opts
             .range
             .overlaps(staged.min_timestamp_us, staged.max_timestamp_us)
@@ -587,7 +605,7 @@ fn open_source(
     }
     columns.all_null = columns.names.difference(&ever_set).cloned().collect();
     let plan = Plan::compile(versions, &columns, FieldTypes::new(analyzer), &indices);
-    let out_of_range = (pruned > 0 && pruned == manifest.parts().count()).then(|| {
+    let out_of_range = (pruned > 0 && pruned == considered).then(|| {
         format!(
             "{} to {}",
             manifest.min_timestamp.as_deref().unwrap_or("?"),

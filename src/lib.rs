@@ -18,3 +18,4 @@ pub mod plan;
 pub mod rules;
 pub mod scan;
 pub mod sink;
+pub mod state;

@@ -30,6 +30,8 @@ fn hunt_over(dataset: &Path, versions: VersionSelect) -> HuntOptions {
         sort_memory: 0,
         extra_versions: Vec::new(),
         summarise_scripts: false,
+        only_files: None,
+        only_versions: None,
     }
 }
 

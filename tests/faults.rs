@@ -887,6 +887,8 @@ fn a_damaged_footer_is_a_failure_of_its_file_never_a_panic() {
         sort_memory: 0,
         extra_versions: Vec::new(),
         summarise_scripts: true,
+        only_files: None,
+        only_versions: None,
     };
     // Found by fuzzing (fuzz/fuzz_targets/parquet_part.rs): a flipped footer byte gave a
     // column chunk a negative offset, on which the Parquet reader panicked (quarry now

@@ -110,6 +110,8 @@ fn hunt_opts(packs: &[PathBuf], dataset: &Path) -> HuntOptions {
         sort_memory: 0,
         extra_versions: Vec::new(),
         summarise_scripts: false,
+        only_files: None,
+        only_versions: None,
     }
 }
 

@@ -24,3 +24,5 @@ mod backtest;
 mod report;
 // A full disk, processes killed at random points, two writers at once.
 mod faults;
+// Incremental hunts with --state: growing data, changed rules, killed runs.
+mod incremental;

@@ -72,6 +72,8 @@ impl SelectArgs {
             sort_memory: 0,
             extra_versions: Vec::new(),
             summarise_scripts: false,
+            only_files: None,
+            only_versions: None,
         })
     }
 }
@@ -96,6 +98,11 @@ pub struct HuntArgs {
     /// Print no progress bar and no summary (warnings and errors are still printed).
     #[arg(long, short)]
     quiet: bool,
+    /// Hunt incrementally: remember in DIR what was hunted (per file, per version) and its
+    /// hits, and hunt only new or changed files and versions; an interrupted run resumes.
+    /// The table always equals a full hunt's.
+    #[arg(long, value_name = "DIR")]
+    state: Option<std::path::PathBuf>,
 }
 
 impl HuntProgress for Bar {
@@ -170,9 +177,14 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
         }
     };
     let spill = writer.spill_prefix();
-    let result = hunt::hunt_into(&opts, &bar, cancel, &spill, &mut |hits| writer.write(hits));
+    let mut write = |hits: &[crate::sink::Hit]| writer.write(hits);
+    let result = match &args.state {
+        Some(dir) => crate::state::hunt_incremental(&opts, dir, &bar, cancel, &spill, &mut write)
+            .map(|(report, inc)| (report, Some(inc))),
+        None => hunt::hunt_into(&opts, &bar, cancel, &spill, &mut write).map(|r| (r, None)),
+    };
     bar.clear();
-    let report = match result {
+    let (report, incremental) = match result {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
@@ -198,6 +210,12 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
             report.hit_count,
             args.out.display()
         );
+        if let Some(inc) = &incremental {
+            println!(
+                "incremental: {} files up to date, {} hunted ({} file-version pairs) in {} chunks",
+                inc.files_up_to_date, inc.files_hunted, inc.pairs_hunted, inc.chunks
+            );
+        }
         if report.spilled_runs > 0 {
             println!(
                 "(the hits outgrew memory and were sorted on disk in {} runs)",

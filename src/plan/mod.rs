@@ -202,7 +202,7 @@ impl Plan {
                 parts.push(if f.negate { not(e) } else { e });
             }
             let expr = simplify(Expr::And(parts));
-            let mut positive = BTreeSet::new();
+            let mut positive = Vec::new();
             positive_leaves(&expr, false, &mut positive);
             let covered = indices
                 .iter()
@@ -242,7 +242,7 @@ impl Plan {
                 } else {
                     expr
                 },
-                positive: positive.into_iter().collect(),
+                positive,
                 cannot_fire,
             });
         }
@@ -554,11 +554,11 @@ pub fn simplify(e: Expr) -> Expr {
     }
 }
 
-fn positive_leaves(e: &Expr, negated: bool, out: &mut BTreeSet<usize>) {
+/// The leaves of `e` outside any negation, in the order the version names them (not by
+/// id: ids depend on the other versions compiled with it, and a hit's `matched` must not).
+fn positive_leaves(e: &Expr, negated: bool, out: &mut Vec<usize>) {
     match e {
-        Expr::Leaf(id) if !negated => {
-            out.insert(*id);
-        }
+        Expr::Leaf(id) if !negated && !out.contains(id) => out.push(*id),
         Expr::Not(inner) => positive_leaves(inner, !negated, out),
         Expr::And(items) | Expr::Or(items) | Expr::AtLeast(_, items) => {
             for i in items {

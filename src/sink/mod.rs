@@ -333,6 +333,11 @@ impl HitWriter {
         };
         file.into_inner().map_err(|e| at(&e.error()))?;
         self.tmp.as_file().sync_all().map_err(|e| at(&e))?;
+        // A hit table is shared, not private like the temporary file it was.
+        let _ = std::fs::set_permissions(
+            self.tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        );
         self.tmp.persist(&path).map_err(|e| at(&e.error))?;
         Ok(())
     }

@@ -120,15 +120,8 @@ impl Spool {
         };
         self.buffer.sort_by(order);
         let path = dir.join(format!("run-{:05}", self.runs.len()));
-        let io = |e: std::io::Error| format!("{}: {e}", path.display());
-        let mut out = BufWriter::new(File::create(&path).map_err(io)?);
-        let mut bytes = Vec::new();
-        for h in self.buffer.drain(..) {
-            bytes.clear();
-            encode(&h, &mut bytes);
-            out.write_all(&bytes).map_err(io)?;
-        }
-        out.flush().map_err(io)?;
+        write_hits(&path, &self.buffer)?;
+        self.buffer.clear();
         self.buffered = 0;
         self.runs.push(path);
         Ok(())
@@ -246,6 +239,34 @@ fn encode(h: &Hit, out: &mut Vec<u8>) {
     put_str(out, &h.dataset);
     put_str(out, &h.file);
     out.extend_from_slice(&h.row.to_le_bytes());
+}
+
+/// Writes `hits` to a new file at `path` in the spool's run format (an incremental hunt's
+/// segments use it too).
+pub fn write_hits(path: &Path, hits: &[Hit]) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut out = BufWriter::new(File::create(path).map_err(io)?);
+    let mut bytes = Vec::new();
+    for h in hits {
+        bytes.clear();
+        encode(h, &mut bytes);
+        out.write_all(&bytes).map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
+/// Every hit of a file written by [`write_hits`].
+pub fn read_hits(path: &Path) -> Result<Vec<Hit>, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut reader = RunReader {
+        input: BufReader::with_capacity(1 << 16, file),
+        path: path.to_path_buf(),
+    };
+    let mut out = Vec::new();
+    while let Some(h) = reader.next()? {
+        out.push(h);
+    }
+    Ok(out)
 }
 
 struct RunReader {
