@@ -970,3 +970,43 @@ fn eval3(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaDataBuilder, RowGroupMetaData};
+
+    #[test]
+    fn footers_whose_column_chunks_lie_outside_the_file_are_refused() {
+        // Found by fuzzing: the Parquet reader asserts on a negative chunk offset.
+        let array = Arc::new(StringArray::from(vec!["x"])) as ArrayRef;
+        let batch = RecordBatch::try_from_iter([("a", array)]).expect("batch");
+        let mut buf = Vec::new();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        let bytes = Bytes::from(buf);
+        let len = bytes.len() as i64;
+        let meta = read_footer(&bytes).expect("a whole file");
+        let md = meta.metadata();
+        let descr = md.file_metadata().schema_descr_ptr();
+        for (offset, size) in [(-3, 10), (4, -1), (4, len), (i64::MAX, 1)] {
+            let column = ColumnChunkMetaData::builder(descr.column(0))
+                .set_data_page_offset(offset)
+                .set_total_compressed_size(size)
+                .build()
+                .expect("column");
+            let group = RowGroupMetaData::builder(Arc::clone(&descr))
+                .set_num_rows(1)
+                .set_column_metadata(vec![column])
+                .build()
+                .expect("row group");
+            let damaged = ParquetMetaDataBuilder::new(md.file_metadata().clone())
+                .add_row_group(group)
+                .build();
+            let e = check_byte_ranges(&damaged, len as u64).expect_err("outside the file");
+            assert!(e.contains("row group 0, column 0"), "{e}");
+        }
+    }
+}
