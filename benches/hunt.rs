@@ -177,6 +177,8 @@ fn hunt_opts(packs: Vec<PathBuf>, data: &Path, rules: Vec<String>) -> HuntOption
         sort_memory: 0,
         extra_versions: Vec::new(),
         summarise_scripts: false,
+        only_files: None,
+        only_versions: None,
     }
 }
 
