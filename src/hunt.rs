@@ -497,6 +497,16 @@ pub fn hunt_into(
     report.failures.extend(unit_failures);
     report.scripts = scripts.into_inner().unwrap_or_else(|p| p.into_inner());
     let spool = spool.into_inner().unwrap_or_else(|p| p.into_inner());
+    drain_into(spool, &mut report, out)?;
+    Ok(report)
+}
+
+/// Hands the spool's hits to `out` in order, and counts and summarises them in `report`.
+pub(crate) fn drain_into(
+    spool: Spool,
+    report: &mut HuntReport,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+) -> Result<(), HuntError> {
     report.hit_count = spool.len();
     report.spilled_runs = spool.runs();
     let mut summary = Summarizer::default();
@@ -507,7 +517,7 @@ pub fn hunt_into(
         })
         .map_err(HuntError::Output)?;
     report.summary = summary.finish();
-    Ok(report)
+    Ok(())
 }
 
 /// The message a panic carried.

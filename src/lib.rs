@@ -14,6 +14,7 @@ pub mod cli;
 pub mod gen;
 pub mod hunt;
 pub mod ingest;
+pub mod lock;
 pub mod plan;
 pub mod rules;
 pub mod scan;

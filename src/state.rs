@@ -100,17 +100,12 @@ impl State {
     pub fn open(dir: &Path) -> Result<State, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let lock_path = dir.join(LOCK);
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-        lock.try_lock().map_err(|_| {
-            format!(
+        let lock = crate::lock::exclusive(&lock_path).map_err(|e| match e {
+            crate::lock::LockError::Io(e) => format!("{}: {e}", lock_path.display()),
+            crate::lock::LockError::Held => format!(
                 "{}: another quarry process is using this hunt state",
                 dir.display()
-            )
+            ),
         })?;
         let path = dir.join(RECORD);
         let record = match std::fs::read(&path) {
@@ -368,16 +363,7 @@ pub fn hunt_incremental(
             }))
             .map_err(HuntError::Output)?;
     }
-    report.hit_count = spool.len();
-    report.spilled_runs = spool.runs();
-    let mut summary = crate::sink::Summarizer::default();
-    spool
-        .drain(&mut |batch| {
-            batch.iter().for_each(|h| summary.add(h));
-            out(batch)
-        })
-        .map_err(HuntError::Output)?;
-    report.summary = summary.finish();
+    hunt::drain_into(spool, &mut report, out)?;
     Ok((report, inc))
 }
 

@@ -12,7 +12,7 @@
 //! manifest write goes to a temporary file that is then renamed over the old one.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -119,15 +119,12 @@ impl Dataset {
         let meta = root.join(META_DIR);
         std::fs::create_dir_all(&meta).map_err(|e| IngestError::io(&meta, e))?;
         let lock_path = meta.join(LOCK);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| IngestError::io(&lock_path, e))?;
-        lock.try_lock().map_err(|_| IngestError::Dataset {
-            path: root.to_path_buf(),
-            message: "another quarry process is writing to this dataset".into(),
+        let lock = crate::lock::exclusive(&lock_path).map_err(|e| match e {
+            crate::lock::LockError::Io(e) => IngestError::io(&lock_path, e),
+            crate::lock::LockError::Held => IngestError::Dataset {
+                path: root.to_path_buf(),
+                message: "another quarry process is writing to this dataset".into(),
+            },
         })?;
         let manifest = if manifest_path(root).exists() {
             read_manifest(root)?

@@ -256,17 +256,12 @@ impl HitWriter {
         let (dir, prefix) = beside(path);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let lock_path = dir.join(format!("{prefix}lock"));
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-        lock.try_lock().map_err(|_| {
-            format!(
+        let lock = crate::lock::exclusive(&lock_path).map_err(|e| match e {
+            crate::lock::LockError::Io(e) => format!("{}: {e}", lock_path.display()),
+            crate::lock::LockError::Held => format!(
                 "{}: another quarry process is writing this hit table",
                 path.display()
-            )
+            ),
         })?;
         remove_leftovers(&dir, &prefix);
         let tmp = tempfile::Builder::new()
