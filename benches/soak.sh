@@ -25,14 +25,14 @@ rm "$WORK/all.ndjson"
 
 PEAK=0
 RESTARTS=0
-# Runs "$@" under GNU time until it exits by itself, killing it after a random 1-4 s each try
-# (a second longer after each kill of the same command, so that every step can end).
+# Runs "$@" under GNU time until it exits by itself, killing it after a random 0.5-3 s each try
+# (half a second longer after each kill of the same command, so that every step can end).
 survive() {
     local extra=0
     while true; do
         /usr/bin/time -f "%M" -o "$WORK/rss" "$@" >/dev/null 2>"$WORK/err" &
         local pid=$!
-        local limit=$((1000 + RANDOM % 3000 + extra))
+        local limit=$((500 + RANDOM % 2500 + extra))
         local waited=0
         while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$limit" ]; do
             sleep 0.05
@@ -43,7 +43,7 @@ survive() {
             pkill -KILL -P "$pid" || true
             wait "$pid" 2>/dev/null || true
             RESTARTS=$((RESTARTS + 1))
-            extra=$((extra + 1000))
+            extra=$((extra + 500))
             continue
         fi
         local status=0
