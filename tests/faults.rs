@@ -928,3 +928,41 @@ fn a_damaged_footer_is_a_failure_of_its_file_never_a_panic() {
     );
     assert!(failed > 0);
 }
+
+#[test]
+fn unreadable_and_missing_parts_are_reported_and_every_other_part_is_hunted() {
+    let work = temp_dir();
+    let dataset = work.path().join("ds");
+    let o = run(quarry()
+        .args([
+            "gen", "--events", "2000", "--days", "5", "--seed", "4", "--out",
+        ])
+        .arg(&dataset));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let expected = hits_of(&dataset);
+    let parts = crate::util::parts(&dataset);
+    assert!(parts.len() >= 4);
+    // Root reads any file whatever its mode, so a directory stands in for an unreadable
+    // file (opening it as a file fails); another part is gone.
+    std::fs::remove_file(&parts[0]).expect("remove");
+    std::fs::create_dir(&parts[0]).expect("a directory in its place");
+    std::fs::remove_file(&parts[1]).expect("remove");
+    let out = work.path().join("hits.jsonl");
+    let o = run(&mut hunt(&dataset, &out));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for p in &parts[..2] {
+        let name = p
+            .strip_prefix(&dataset)
+            .expect("inside")
+            .display()
+            .to_string();
+        assert!(
+            stderr(&o).contains(&name),
+            "{name} is not named: {}",
+            stderr(&o)
+        );
+    }
+    let found = content(&out);
+    assert!(!found.is_empty() && found.len() < expected.len());
+    assert!(found.iter().all(|h| expected.contains(h)));
+}
