@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use quarry::gen::{generate, GenOptions};
-use quarry::hunt::{hunt, HuntOptions, NoProgress, VersionSelect};
+use quarry::hunt::{hunt, HuntOptions, NoProgress};
 use quarry::ingest::writer::Codec;
 use quarry::ingest::NoProgress as NoConvertProgress;
 use quarry::scan::TimeRange;
@@ -167,18 +167,9 @@ fn decode_to_arrow(units: &[(PathBuf, usize)]) -> u64 {
 fn hunt_opts(packs: Vec<PathBuf>, data: &Path, rules: Vec<String>) -> HuntOptions {
     HuntOptions {
         packs,
-        version_lock: None,
         datasets: vec![data.to_path_buf()],
         rules,
-        versions: VersionSelect::All,
-        range: TimeRange::default(),
-        threads: 0,
-        fail_fast: false,
-        sort_memory: 0,
-        extra_versions: Vec::new(),
-        summarise_scripts: false,
-        only_files: None,
-        only_versions: None,
+        ..Default::default()
     }
 }
 

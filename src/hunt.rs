@@ -26,9 +26,10 @@ use crate::sink::spool::{self, Spool};
 use crate::sink::{EventRef, Hit, Summarizer, VersionSummary};
 
 /// Which versions of each selected rule run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum VersionSelect {
     Latest,
+    #[default]
     All,
     List(BTreeSet<u32>),
 }
@@ -51,7 +52,9 @@ impl VersionSelect {
     }
 }
 
-#[derive(Debug, Clone)]
+/// What a hunt runs over; the default is every version of no pack over no dataset, with
+/// every other option at its usual value.
+#[derive(Debug, Clone, Default)]
 pub struct HuntOptions {
     pub packs: Vec<PathBuf>,
     pub version_lock: Option<PathBuf>,

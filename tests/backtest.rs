@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 use quarry::backtest::diff::{self, EventRef};
 use quarry::backtest::schedule::{replay, Schedule};
 use quarry::hunt::{self, HuntOptions, NoProgress, VersionSelect};
-use quarry::scan::TimeRange;
 
 use crate::util::repo;
 
@@ -20,18 +19,9 @@ fn sample_hunt(versions: VersionSelect) -> HuntOptions {
 fn hunt_over(dataset: &Path, versions: VersionSelect) -> HuntOptions {
     HuntOptions {
         packs: vec![repo("datasets/rules")],
-        version_lock: None,
         datasets: vec![dataset.to_path_buf()],
-        rules: Vec::new(),
         versions,
-        range: TimeRange::default(),
-        threads: 0,
-        fail_fast: false,
-        sort_memory: 0,
-        extra_versions: Vec::new(),
-        summarise_scripts: false,
-        only_files: None,
-        only_versions: None,
+        ..Default::default()
     }
 }
 

@@ -877,18 +877,11 @@ fn a_damaged_footer_is_a_failure_of_its_file_never_a_panic() {
     let footer = n - 8 - footer_len..n;
     let opts = HuntOptions {
         packs: vec![repo("datasets/rules")],
-        version_lock: None,
         datasets: vec![dataset.clone()],
-        rules: Vec::new(),
         versions: VersionSelect::List([1, 320].into_iter().collect()),
-        range: quarry::scan::TimeRange::default(),
         threads: 1,
-        fail_fast: false,
-        sort_memory: 0,
-        extra_versions: Vec::new(),
         summarise_scripts: true,
-        only_files: None,
-        only_versions: None,
+        ..Default::default()
     };
     // Found by fuzzing (fuzz/fuzz_targets/parquet_part.rs): a flipped footer byte gave a
     // column chunk a negative offset, on which the Parquet reader panicked (quarry now

@@ -100,18 +100,8 @@ fn reference_hits(
 fn hunt_opts(packs: &[PathBuf], dataset: &Path) -> HuntOptions {
     HuntOptions {
         packs: packs.to_vec(),
-        version_lock: None,
         datasets: vec![dataset.to_path_buf()],
-        rules: Vec::new(),
-        versions: VersionSelect::All,
-        range: TimeRange::default(),
-        threads: 0,
-        fail_fast: false,
-        sort_memory: 0,
-        extra_versions: Vec::new(),
-        summarise_scripts: false,
-        only_files: None,
-        only_versions: None,
+        ..Default::default()
     }
 }
 

@@ -103,18 +103,11 @@ fuzz_target!(|data: &[u8]| {
     let versions = VersionSelect::parse("1,105,320").expect("versions");
     let opts = HuntOptions {
         packs: vec![pack],
-        version_lock: None,
         datasets: vec![o.root.clone()],
-        rules: Vec::new(),
         versions,
-        range: TimeRange::default(),
         threads: 1,
-        fail_fast: false,
-        sort_memory: 0,
-        extra_versions: Vec::new(),
         summarise_scripts: true,
-        only_files: None,
-        only_versions: None,
+        ..Default::default()
     };
     if let Ok(report) = hunt::hunt(&opts, &NoProgress, &AtomicBool::new(false)) {
         for f in &report.failures {

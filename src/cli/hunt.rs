@@ -68,12 +68,7 @@ impl SelectArgs {
             versions,
             range,
             threads: self.threads,
-            fail_fast: false,
-            sort_memory: 0,
-            extra_versions: Vec::new(),
-            summarise_scripts: false,
-            only_files: None,
-            only_versions: None,
+            ..Default::default()
         })
     }
 }
