@@ -200,8 +200,8 @@ fn distinct_queries(pack: &Path) -> usize {
     pack.versions
         .iter()
         .filter_map(|v| match &v.status {
-            quarry::rules::pack::Status::Ready { query, filters } => {
-                Some(format!("{:?} {:?} {:?}", query, filters, v.rule.index))
+            quarry::rules::pack::Status::Ready(c) => {
+                Some(format!("{:?} {:?} {:?}", c.query, c.filters, v.rule.index))
             }
             _ => None,
         })

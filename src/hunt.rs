@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use crate::cond::analyzer::Analyzer;
+use crate::cond::fields::FieldTypes;
+use crate::cond::Cond;
 use crate::ingest::dataset;
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::text::Scratch;
-use crate::plan::{Columns, Compiled, Plan};
-use crate::rules::analyzer::Analyzer;
-use crate::rules::fields::FieldTypes;
+use crate::plan::{Columns, Plan, Role, Target};
 use crate::rules::pack::{self, LoadOptions, LoadedVersion, RuleVersion, Status};
 use crate::scan::script::ScriptSummary;
 use crate::scan::{Part, RowHit, Scanner, TimeRange};
@@ -69,9 +70,9 @@ pub struct HuntOptions {
     pub fail_fast: bool,
     /// Memory for sorting hits before they spill to disk (0: [`spool::DEFAULT_BUDGET`]).
     pub sort_memory: usize,
-    /// Versions run besides the selected ones, in the same pass (a backtest's ground truth
-    /// is one: the query that finds the labelled events).
-    pub extra_versions: Vec<RuleVersion>,
+    /// Versions run besides the selected ones, in the same pass: a backtest's ground truth
+    /// (the query that finds the labelled events) and what-ifs.
+    pub extra: Vec<Extra>,
     /// Also summarise the script of every hit event (its head and shape) in the pass, into
     /// [`HuntReport::scripts`]: what a backtest shows and clusters by.
     pub summarise_scripts: bool,
@@ -80,6 +81,14 @@ pub struct HuntOptions {
     pub only_files: Option<BTreeSet<(String, String)>>,
     /// Only these (rule id, version) of the selection; none: all of it.
     pub only_versions: Option<BTreeSet<(String, u32)>>,
+}
+
+/// A condition run as a version besides the selection, with the role its hits carry.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    pub rule: RuleVersion,
+    pub cond: Cond,
+    pub role: Role,
 }
 
 /// A file or row group that could not be read.
@@ -317,21 +326,13 @@ pub fn hunt_into(
     if let Some(only) = &opts.only_versions {
         selected.retain(|v| only.contains(&(v.rule.rule_id.clone(), v.rule.version)));
     }
-    let extra: Vec<LoadedVersion> = opts
-        .extra_versions
-        .iter()
-        .map(|rule| LoadedVersion {
-            status: pack::compile(rule),
-            rule: rule.clone(),
-        })
-        .collect();
     let mut runnable = Vec::new();
-    for v in selected.iter().copied().chain(&extra) {
+    for v in selected.iter().copied() {
         match &v.status {
-            Status::Ready { query, filters } => runnable.push(Compiled {
+            Status::Ready(compiled) => runnable.push(Target {
                 rule: &v.rule,
-                query,
-                filters,
+                cond: &compiled.cond,
+                role: Role::Version,
             }),
             other => report.warnings.push(format!(
                 "{} ({}) will not run: {}",
@@ -342,6 +343,11 @@ pub fn hunt_into(
         }
     }
     report.versions = runnable.len();
+    runnable.extend(opts.extra.iter().map(|e| Target {
+        rule: &e.rule,
+        cond: &e.cond,
+        role: e.role,
+    }));
     let mut sources = Vec::new();
     for root in &opts.datasets {
         let source = open_source(root, &runnable, opts, &mut report)?;
@@ -534,10 +540,12 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 /// A scan's hit with what the hit table says of its rule and file.
 fn full_hit(source: &Source, part: &PartSlot, h: RowHit) -> Hit {
-    let rule = &source.plan.versions[h.version].rule;
+    let version = &source.plan.versions[h.version];
+    let rule = &version.rule;
     Hit {
         rule_id: rule.rule_id.clone(),
         rule_version: rule.version,
+        role: version.role,
         rule_name: rule.name.clone(),
         severity: rule.severity.clone(),
         risk_score: rule.risk_score,
@@ -552,7 +560,7 @@ fn full_hit(source: &Source, part: &PartSlot, h: RowHit) -> Hit {
 
 fn open_source(
     root: &Path,
-    versions: &[Compiled],
+    versions: &[Target],
     opts: &HuntOptions,
     report: &mut HuntReport,
 ) -> Result<Source, HuntError> {

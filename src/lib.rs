@@ -11,6 +11,7 @@
 
 pub mod backtest;
 pub mod cli;
+pub mod cond;
 pub mod gen;
 pub mod hunt;
 pub mod ingest;

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use quarry::cond::eval::{self, Document};
+use quarry::cond::fields::FieldTypes;
 use quarry::gen::{self, GenOptions};
 use quarry::ingest::NoProgress;
-use quarry::rules::eval::{self, Document};
-use quarry::rules::fields::FieldTypes;
 use quarry::rules::pack::{self, LoadOptions, Pack, Status};
 
 use crate::util::{self, Row};
@@ -325,12 +325,12 @@ fn the_sample_has_true_and_false_positives_of_seed_versions() {
     let mut with_tp = 0;
     let mut with_fp = 0;
     for v in &pack.versions {
-        let Status::Ready { query, filters } = &v.status else {
+        let Status::Ready(compiled) = &v.status else {
             continue;
         };
         let (mut tp, mut fp) = (0, 0);
         for (d, malicious) in &docs {
-            if eval::matches(query, filters, d, &types) {
+            if eval::matches(&compiled.cond, d, &types) {
                 if *malicious {
                     tp += 1;
                 } else {
@@ -396,12 +396,12 @@ fn every_elastic_powershell_rule_gets_true_positives() {
     for v in &history.versions {
         let entry = hit_versions.entry(v.rule.rule_id.as_str()).or_default();
         entry.1 += 1;
-        let Status::Ready { query, filters } = &v.status else {
+        let Status::Ready(compiled) = &v.status else {
             continue;
         };
         if malicious
             .iter()
-            .any(|d| eval::matches(query, filters, d, &types))
+            .any(|d| eval::matches(&compiled.cond, d, &types))
         {
             entry.0 += 1;
         }

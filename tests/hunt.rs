@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use quarry::cond::analyzer::Analyzer;
+use quarry::cond::eval::{self, Document};
+use quarry::cond::fields::FieldTypes;
 use quarry::hunt::{self, HuntOptions, NoProgress, VersionSelect};
-use quarry::rules::analyzer::Analyzer;
-use quarry::rules::eval::{self, Document};
-use quarry::rules::fields::FieldTypes;
 use quarry::rules::pack::{self, LoadOptions, Status};
 use quarry::scan::TimeRange;
 
@@ -85,11 +85,11 @@ fn reference_hits(
     let docs = documents(dataset);
     let mut hits = BTreeSet::new();
     for v in &pack.versions {
-        let Status::Ready { query, filters } = &v.status else {
+        let Status::Ready(compiled) = &v.status else {
             continue;
         };
         for (file, row, ts, doc) in &docs {
-            if range.contains(*ts) && eval::matches(query, filters, doc, &types) {
+            if range.contains(*ts) && eval::matches(&compiled.cond, doc, &types) {
                 hits.insert((v.rule.rule_id.clone(), v.rule.version, file.clone(), *row));
             }
         }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use quarry::rules::analyzer::Analyzer;
+use quarry::cond::analyzer::Analyzer;
 
 use crate::util;
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use quarry::rules::kql;
-use quarry::rules::pack::{self, LoadOptions, Status};
+use quarry::rules::pack::{self, Compiled, LoadOptions, Status};
 
 use crate::util;
 
@@ -219,7 +219,7 @@ framework = "MITRE ATT&CK"
     assert!(pack.problems.is_empty(), "{:#?}", pack.problems);
     let toml = pack.find("aaaa-toml").expect("toml rule");
     assert_eq!(toml.rule.version, 7);
-    let Status::Ready { filters, .. } = &toml.status else {
+    let Status::Ready(Compiled { filters, .. }) = &toml.status else {
         panic!("{:?}", toml.status)
     };
     assert!(filters[0].negate);

@@ -1,9 +1,9 @@
 //! The matching contract (DESIGN §5, KQL.md) as a table: named groups of
 //! `(query, analyzer, document, expected)` run against the reference evaluator.
 
-use quarry::rules::analyzer::Analyzer;
-use quarry::rules::eval::{self, Document};
-use quarry::rules::fields::FieldTypes;
+use quarry::cond::analyzer::Analyzer;
+use quarry::cond::eval::{self, Document};
+use quarry::cond::fields::FieldTypes;
 use quarry::rules::kql;
 
 const SBT: &str = "powershell.file.script_block_text";
@@ -41,7 +41,7 @@ fn run(group: &str, cases: Vec<Case>) -> usize {
     for (i, c) in cases.iter().enumerate() {
         let q = kql::parse(c.query).unwrap_or_else(|e| panic!("{group}[{i}] {}: {e}", c.query));
         let types = FieldTypes::new(c.analyzer);
-        let got = eval::matches_query(&q, &doc(&c.doc), &types);
+        let got = eval::matches(&kql::lower(&q), &doc(&c.doc), &types);
         if got != c.expected {
             failures.push(format!(
                 "{group}[{i}] {:?} on {:?} ({}) gave {got}",
@@ -768,7 +768,8 @@ fn the_matching_contract() {
 
 #[test]
 fn filters_and_index_patterns() {
-    use quarry::rules::dsl::parse_filters;
+    use quarry::cond::{glob, Cond};
+    use quarry::rules::dsl::{self, parse_filters};
     let filters = parse_filters(&serde_json::json!([
         {"meta": {"negate": true}, "query": {"wildcard": {"file.path": {"case_insensitive": true,
             "value": "?:\\\\ProgramData\\\\Microsoft\\\\*"}}}},
@@ -777,44 +778,45 @@ fn filters_and_index_patterns() {
     ]))
     .expect("filters");
     let q = kql::parse("event.category:process").expect("query");
+    let q = Cond::And(vec![kql::lower(&q), dsl::lower(&filters)]);
     let types = FieldTypes::default();
     let base = doc(&[("event.category", "process"), ("event.code", "4104")]);
-    assert!(eval::matches(&q, &filters, &base, &types));
+    assert!(eval::matches(&q, &base, &types));
     let excluded = base
         .clone()
         .with("file.path", "c:\\programdata\\MICROSOFT\\x.ps1");
-    assert!(!eval::matches(&q, &filters, &excluded, &types));
+    assert!(!eval::matches(&q, &excluded, &types));
     let other_drive = base
         .clone()
         .with("file.path", "D:\\ProgramData\\Microsoft\\x.ps1");
-    assert!(!eval::matches(&q, &filters, &other_drive, &types));
+    assert!(!eval::matches(&q, &other_drive, &types));
     let elsewhere = base.clone().with("file.path", "C:\\Temp\\Microsoft\\x.ps1");
-    assert!(eval::matches(&q, &filters, &elsewhere, &types));
+    assert!(eval::matches(&q, &elsewhere, &types));
     let no_code = doc(&[("event.category", "process")]);
-    assert!(!eval::matches(&q, &filters, &no_code, &types));
+    assert!(!eval::matches(&q, &no_code, &types));
 
     let patterns = [
         "winlogbeat-*".to_string(),
         "logs-windows.powershell*".to_string(),
     ];
-    assert!(eval::index_matches(
+    assert!(glob::index_matches(
         &patterns,
         "logs-windows.powershell_operational-default"
     ));
-    assert!(eval::index_matches(
+    assert!(glob::index_matches(
         &patterns,
         "winlogbeat-7.16.2-2024.01.01"
     ));
-    assert!(!eval::index_matches(
+    assert!(!glob::index_matches(
         &patterns,
         "logs-windows.sysmon_operational-default"
     ));
     let with_exclusion = ["logs-*".to_string(), "-logs-system.*".to_string()];
-    assert!(!eval::index_matches(
+    assert!(!glob::index_matches(
         &with_exclusion,
         "logs-system.security-default"
     ));
-    assert!(eval::index_matches(
+    assert!(glob::index_matches(
         &with_exclusion,
         "logs-windows.forwarded-default"
     ));

@@ -121,6 +121,7 @@ mod tests {
         Hit {
             rule_id: "r".into(),
             rule_version: version,
+            role: crate::plan::Role::Version,
             rule_name: "rule".into(),
             severity: "low".into(),
             risk_score: 21.0,

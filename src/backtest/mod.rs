@@ -15,14 +15,16 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use crate::hunt::{self, HuntError, HuntOptions, HuntProgress};
+use crate::cond::analyzer::Analyzer;
+use crate::cond::eval::{self, Document};
+use crate::cond::fields::FieldTypes;
+use crate::cond::{Cond, FieldSel, Pred, Test};
+use crate::hunt::{self, Extra, HuntError, HuntOptions, HuntProgress};
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::ingest::{dataset, format_micros};
-use crate::rules::analyzer::Analyzer;
-use crate::rules::eval::{self, Document};
-use crate::rules::fields::FieldTypes;
+use crate::plan::Role;
 use crate::rules::kql;
-use crate::rules::pack::{self, RuleVersion};
+use crate::rules::pack::{self, RuleVersion, Status};
 use crate::scan::script::ScriptSummary;
 use crate::sink::Hit;
 
@@ -33,9 +35,6 @@ use truth::{read_truth_file, Truth, TruthCounts, TruthFile};
 
 /// The rule id of the ground-truth query run beside the versions.
 pub const TRUTH_RULE: &str = "quarry-ground-truth";
-
-/// Appended to a rule id for the version run with the proposed exception.
-const WHAT_IF_SUFFIX: &str = "+exception";
 
 /// The value of the truth column that marks a malicious event.
 pub const MALICIOUS: &str = "malicious";
@@ -214,14 +213,17 @@ pub fn run(
     .map_err(|e| HuntError::Input(e.to_string()))?;
     let selected = hunt::select_versions(&pack, &opts.hunt.rules, &opts.hunt.versions)
         .map_err(HuntError::Input)?;
-    let versions: Vec<&RuleVersion> = selected
+    let ready: Vec<(&RuleVersion, &Cond)> = selected
         .iter()
-        .filter(|v| v.status.is_ready())
-        .map(|v| &v.rule)
+        .filter_map(|v| match &v.status {
+            Status::Ready(c) => Some((&v.rule, &c.cond)),
+            _ => None,
+        })
         .collect();
+    let versions: Vec<&RuleVersion> = ready.iter().map(|(rule, _)| *rule).collect();
     let mut hunt_opts = opts.hunt.clone();
     if let Some(TruthSource::Column(column)) = &opts.truth {
-        hunt_opts.extra_versions.push(truth_rule(column));
+        hunt_opts.extra.push(truth_run(column));
     }
     let mut truth_problems = Vec::new();
     let truth_file = match &opts.truth {
@@ -232,20 +234,17 @@ pub fn run(
         }
         _ => None,
     };
-    let mut skipped = Vec::new();
     if let Some(exception) = &opts.exception {
-        crate::rules::kql::parse(exception)
-            .map_err(|e| HuntError::Input(format!("--exception: {e}")))?;
-        for v in &versions {
-            match what_if_rule(v, exception) {
-                Some(rule) => hunt_opts.extra_versions.push(rule),
-                None => skipped.push(format!(
-                    "{}: no what-if for a {} query (only KQL takes the exception)",
-                    v.key(),
-                    v.language
-                )),
-            }
-        }
+        let exception =
+            kql::parse(exception).map_err(|e| HuntError::Input(format!("--exception: {e}")))?;
+        let exception = kql::lower(&exception);
+        hunt_opts
+            .extra
+            .extend(ready.iter().map(|(rule, cond)| Extra {
+                rule: (*rule).clone(),
+                cond: (*cond).clone().and_not(exception.clone()),
+                role: Role::WhatIf,
+            }));
     }
     hunt_opts.summarise_scripts = true;
     let found = hunt::hunt(&hunt_opts, progress, cancel)?;
@@ -258,10 +257,9 @@ pub fn run(
     let (truth_hits, hits): (Vec<Hit>, Vec<Hit>) = found
         .hits
         .into_iter()
-        .partition(|h| h.rule_id == TRUTH_RULE);
-    let (what_if_hits, hits): (Vec<Hit>, Vec<Hit>) = hits
-        .into_iter()
-        .partition(|h| h.rule_id.ends_with(WHAT_IF_SUFFIX));
+        .partition(|h| h.role == Role::GroundTruth);
+    let (what_if_hits, hits): (Vec<Hit>, Vec<Hit>) =
+        hits.into_iter().partition(|h| h.role == Role::WhatIf);
     let truth: Option<Truth> = match (&opts.truth, truth_file) {
         (Some(TruthSource::Column(_)), _) => {
             Some(Truth::Column(truth_hits.iter().map(EventRef::of).collect()))
@@ -302,12 +300,7 @@ pub fn run(
             Some(Truth::Incidents(all)) => Some(all.len()),
             _ => None,
         },
-        warnings: found
-            .warnings
-            .into_iter()
-            .chain(skipped)
-            .chain(truth_problems)
-            .collect(),
+        warnings: found.warnings.into_iter().chain(truth_problems).collect(),
         failures: found.failures.iter().map(ToString::to_string).collect(),
         units: found.units,
         rows: found.rows,
@@ -327,9 +320,8 @@ pub fn run(
         let key = (rule.rule_id.clone(), rule.version);
         let own = by_version.get(&key).map_or(&[][..], Vec::as_slice);
         let mut row = version_row(rule, d, own, &context, &mut report.warnings);
-        if opts.exception.is_some() && takes_exception(rule) {
-            let twin = (format!("{}{WHAT_IF_SUFFIX}", rule.rule_id), rule.version);
-            let kept = twins.get(&twin).map_or(&[][..], Vec::as_slice);
+        if opts.exception.is_some() {
+            let kept = twins.get(&key).map_or(&[][..], Vec::as_slice);
             row.what_if = Some(what_if(own, kept, truth.as_ref()));
         }
         match report.rules.last_mut() {
@@ -345,8 +337,8 @@ pub fn run(
 }
 
 /// The query that finds the labelled events, run as one more version.
-fn truth_rule(column: &str) -> RuleVersion {
-    RuleVersion {
+fn truth_run(column: &str) -> Extra {
+    let rule = RuleVersion {
         rule_id: TRUTH_RULE.into(),
         version: 1,
         name: format!("ground truth ({column}: {MALICIOUS})"),
@@ -362,6 +354,19 @@ fn truth_rule(column: &str) -> RuleVersion {
         severity: "low".into(),
         risk_score: 0.0,
         source: "quarry backtest".into(),
+    };
+    let cond = Cond::Pred(Pred {
+        field: FieldSel::Name(column.to_string()),
+        test: Test::Match {
+            text: MALICIOUS.to_string(),
+            phrase: false,
+        },
+        shown: format!(": {MALICIOUS}"),
+    });
+    Extra {
+        rule,
+        cond,
+        role: Role::GroundTruth,
     }
 }
 
@@ -391,20 +396,6 @@ fn what_if(own: &[&Hit], kept: &[&Hit], truth: Option<&Truth>) -> WhatIf {
         false_positives_removed: tp_lost.map(|lost| removed.len() - lost),
         true_positives_lost: tp_lost,
     }
-}
-
-/// Whether a version can take a KQL exception (its query is KQL).
-fn takes_exception(rule: &RuleVersion) -> bool {
-    rule.language == "kuery"
-}
-
-/// `rule` with `and not (exception)` added to its KQL query, under a rule id of its own.
-fn what_if_rule(rule: &RuleVersion, exception: &str) -> Option<RuleVersion> {
-    takes_exception(rule).then(|| RuleVersion {
-        rule_id: format!("{}{WHAT_IF_SUFFIX}", rule.rule_id),
-        query: format!("({}) and not ({exception})", rule.query),
-        ..rule.clone()
-    })
 }
 
 /// What a backtest needs of the datasets besides the hunt's hits.
@@ -646,7 +637,8 @@ fn phrase_exception(members: &[&ScriptSummary], analyzer: Analyzer) -> Option<St
         let Ok(query) = kql::parse(&kql) else {
             continue;
         };
-        if heads.iter().all(|d| eval::matches_query(&query, d, &types)) {
+        let cond = kql::lower(&query);
+        if heads.iter().all(|d| eval::matches(&cond, d, &types)) {
             return Some(kql);
         }
     }
@@ -678,10 +670,11 @@ mod tests {
 
     #[test]
     fn executions_search_by_the_override_and_fall_back_to_the_event_time() {
-        let mut rule = truth_rule("labels.truth");
+        let mut rule = truth_run("labels.truth").rule;
         let mut hit = Hit {
             rule_id: "r".into(),
             rule_version: 1,
+            role: crate::plan::Role::Version,
             rule_name: String::new(),
             severity: String::new(),
             risk_score: 0.0,
@@ -715,11 +708,11 @@ mod tests {
         for analyzer in [Analyzer::Pattern, Analyzer::Standard] {
             let kql = phrase_exception(&[&a, &b], analyzer).expect("a phrase");
             assert!(!kql.chars().any(|c| c.is_ascii_digit()), "{kql}");
-            let query = kql::parse(&kql).expect("KQL");
+            let query = kql::lower(&kql::parse(&kql).expect("KQL"));
             let types = FieldTypes::new(analyzer);
             for s in [&a, &b] {
                 let doc = Document::new().with(SCRIPT_TEXT, &s.head);
-                assert!(eval::matches_query(&query, &doc, &types), "{kql}");
+                assert!(eval::matches(&query, &doc, &types), "{kql}");
             }
         }
         let numbers = ScriptSummary::of("0x1F 42 7");

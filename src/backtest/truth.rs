@@ -415,6 +415,7 @@ mod tests {
         Hit {
             rule_id: "r".into(),
             rule_version: 1,
+            role: crate::plan::Role::Version,
             rule_name: String::new(),
             severity: String::new(),
             risk_score: 0.0,

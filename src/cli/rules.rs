@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::rules::analyzer::Analyzer;
+use crate::cond::analyzer::Analyzer;
+use crate::cond::fields::{FieldType, FieldTypes};
 use crate::rules::dsl::Filter;
-use crate::rules::fields::{FieldType, FieldTypes};
 use crate::rules::kql::{Literal, Query};
-use crate::rules::pack::{self, LoadOptions, LoadedVersion, Pack, Status};
+use crate::rules::pack::{self, Compiled, LoadOptions, LoadedVersion, Pack, ParsedQuery, Status};
 
 /// The pack used when none is given: the seed rule shipped with quarry.
 pub const DEFAULT_PACK: &str = "datasets/rules";
@@ -197,7 +197,11 @@ fn show(v: &LoadedVersion) {
     );
     println!("severity   {} (risk {})", r.severity, r.risk_score);
     let (query, filters) = match &v.status {
-        Status::Ready { query, filters } => (query, filters),
+        Status::Ready(Compiled {
+            query: ParsedQuery::Kql(query),
+            filters,
+            ..
+        }) => (query, filters),
         other => {
             println!("status     cannot run: {}", other.problem());
             println!("query (as written)\n{}", r.query);
@@ -323,7 +327,11 @@ fn diff(pack: &Pack, from: &str, to: &str) -> i32 {
     println!("{} -> {}", a.rule.key(), b.rule.key());
     let parts = |v: &LoadedVersion| -> Option<(BTreeSet<String>, BTreeSet<String>, String)> {
         match &v.status {
-            Status::Ready { query, filters } => {
+            Status::Ready(Compiled {
+                query: ParsedQuery::Kql(query),
+                filters,
+                ..
+            }) => {
                 let mut leaves = BTreeSet::new();
                 signed_leaves(query, false, &mut leaves);
                 let filters = filters.iter().map(describe_filter).collect();

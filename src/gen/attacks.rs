@@ -11,7 +11,9 @@
 
 use super::fleet::Rng;
 use super::scripts::SEED_APIS;
-use crate::rules::kql::{Chunk, Literal, Query};
+use crate::cond::glob::WildToken;
+use crate::cond::{Cond, FieldSel, Test};
+use crate::ingest::schema::SCRIPT_TEXT;
 
 /// One malicious script and what it is.
 #[derive(Debug, Clone)]
@@ -199,12 +201,13 @@ fn mailbox_export(rng: &mut Rng) -> String {
     )
 }
 
-/// Script text (and a script path, when the query asks for one) built from the positive
-/// `powershell.file.script_block_text` terms of one satisfying branch of `query`.
-pub fn synthesise(query: &Query, rng: &mut Rng) -> (String, Vec<(String, String)>) {
+/// Script text (and the other fields, a script path say, that the condition asks for)
+/// built from the positive `powershell.file.script_block_text` terms of one satisfying branch
+/// of `cond`, whatever rule language it came from.
+pub fn synthesise(cond: &Cond, rng: &mut Rng) -> (String, Vec<(String, String)>) {
     let mut terms = Vec::new();
     let mut fields = Vec::new();
-    collect(query, rng, &mut terms, &mut fields);
+    collect(cond, rng, &mut terms, &mut fields);
     let mut text = String::from("# staged\r\n");
     for t in &terms {
         text.push_str(&match rng.below(3) {
@@ -216,41 +219,46 @@ pub fn synthesise(query: &Query, rng: &mut Rng) -> (String, Vec<(String, String)
     (text, fields)
 }
 
-/// Walks the query choosing one branch of every `or` and skipping negations.
-fn collect(q: &Query, rng: &mut Rng, terms: &mut Vec<String>, fields: &mut Vec<(String, String)>) {
-    match q {
-        Query::Or(items) => {
+/// Walks the condition choosing one branch of every `or` and skipping negations.
+fn collect(c: &Cond, rng: &mut Rng, terms: &mut Vec<String>, fields: &mut Vec<(String, String)>) {
+    match c {
+        Cond::Or(items) => {
             if let Some(choice) = items.get(rng.below(items.len() as u64) as usize) {
                 collect(choice, rng, terms, fields);
             }
         }
-        Query::And(items) => items.iter().for_each(|i| collect(i, rng, terms, fields)),
-        Query::Nested { query, .. } => collect(query, rng, terms, fields),
-        Query::Is {
-            field: Some(f),
-            value,
-        } => {
-            let name = f.display();
-            if name == "powershell.file.script_block_text" {
-                terms.push(instantiate(value, rng));
-            } else if !value.has_wildcard() && !name.contains('*') {
-                fields.push((name, value.display()));
-            } else {
-                fields.push((name, instantiate(value, rng)));
+        Cond::And(items) => items.iter().for_each(|i| collect(i, rng, terms, fields)),
+        Cond::Pred(p) => {
+            let Some(value) = example(&p.test, rng) else {
+                return;
+            };
+            match &p.field {
+                FieldSel::Name(name) if name == SCRIPT_TEXT => terms.push(value),
+                FieldSel::Name(name) => fields.push((name.clone(), value)),
+                FieldSel::Pattern { written, .. } => fields.push((written.clone(), value)),
+                FieldSel::All => terms.push(value),
             }
         }
-        Query::Is { field: None, value } => terms.push(instantiate(value, rng)),
         _ => {}
     }
 }
 
-/// A concrete string a literal's wildcards accept.
-fn instantiate(value: &Literal, rng: &mut Rng) -> String {
+/// A value the test accepts: its text, or a concrete string its glob accepts.
+fn example(test: &Test, rng: &mut Rng) -> Option<String> {
+    match test {
+        Test::Match { text, .. } => Some(text.clone()),
+        Test::Glob { pattern, .. } => Some(instantiate(pattern, rng)),
+        _ => None,
+    }
+}
+
+fn instantiate(pattern: &[WildToken], rng: &mut Rng) -> String {
     let mut s = String::new();
-    for c in &value.chunks {
-        match c {
-            Chunk::Text(t) => s.push_str(t),
-            Chunk::Star => {
+    for t in pattern {
+        match t {
+            WildToken::Char(c) => s.push(*c),
+            WildToken::Any => s.push('x'),
+            WildToken::AnyRun => {
                 if rng.chance(0.5) {
                     let suffix: &&str = rng.pick(&["Ex", "x", "2"]);
                     s.push_str(suffix);

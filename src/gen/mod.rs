@@ -18,15 +18,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::cond::analyzer::Analyzer;
+use crate::cond::eval::{self, Document};
+use crate::cond::fields::FieldTypes;
+use crate::cond::Cond;
 use crate::ingest::doc::{Doc, Value};
 use crate::ingest::shapes::Shape;
 use crate::ingest::{
     self, parallel, pipeline, ConvertOptions, ConvertProgress, ConvertReport, EventSink,
     GeneratedSource, IngestError,
 };
-use crate::rules::analyzer::Analyzer;
-use crate::rules::eval::{self, Document};
-use crate::rules::fields::FieldTypes;
 use crate::rules::pack::{Pack, Status};
 use fleet::{Clock, Fleet, Rng, Role};
 
@@ -153,8 +154,7 @@ enum Step {
 /// A rule version to synthesise true positives for.
 struct Target {
     key: String,
-    query: crate::rules::kql::Query,
-    filters: Vec<crate::rules::dsl::Filter>,
+    cond: Cond,
 }
 
 /// The scenarios campaigns follow, hand-written steps in order.
@@ -192,10 +192,9 @@ impl<'a> World<'a> {
             .versions
             .iter()
             .filter_map(|v| match &v.status {
-                Status::Ready { query, filters } if v.rule.language == "kuery" => Some(Target {
+                Status::Ready(compiled) => Some(Target {
                     key: v.rule.key(),
-                    query: query.clone(),
-                    filters: filters.clone(),
+                    cond: compiled.cond.clone(),
                 }),
                 _ => None,
             })
@@ -459,7 +458,7 @@ impl<'a> World<'a> {
                 let target = &self.targets[*t];
                 for attempt in 0..24 {
                     let mut srng = Rng::for_item(self.opts.seed, 10 + attempt, u);
-                    let (text, fields) = attacks::synthesise(&target.query, &mut srng);
+                    let (text, fields) = attacks::synthesise(&target.cond, &mut srng);
                     let path = fields
                         .iter()
                         .find(|(f, _)| f == "file.path")
@@ -475,12 +474,7 @@ impl<'a> World<'a> {
                     let matched = events.iter().any(|g| {
                         let mut mapped = g.doc.clone();
                         pipeline::apply(&mut mapped, self.opts.convert.pipeline);
-                        eval::matches(
-                            &target.query,
-                            &target.filters,
-                            &to_document(&mapped),
-                            &self.types,
-                        )
+                        eval::matches(&target.cond, &to_document(&mapped), &self.types)
                     });
                     if matched {
                         return events;

@@ -1,25 +1,26 @@
 //! One plan for every selected rule version: leaves and boolean programs.
 //!
-//! Every KQL query and Query-DSL filter is a boolean combination of predicates on single
-//! fields, and every such predicate holds for a document when it holds for one of the field's
-//! values (DESIGN §5: an array matches when an element does; `exists` when a value is
-//! indexed). [`Plan::compile`] resolves each version's field names against the dataset's
-//! columns (wildcards expanded, free text over every column, nested paths prefixed) and turns
-//! each predicate into a [`Leaf`]: one column and one test of a single value. Equal leaves of
-//! different versions are one leaf, evaluated once per row group. A version is then an
-//! [`Expr`] over leaf ids. Text leaves on analyzed columns are grouped per column into a
-//! [`text::TextMatcher`]; every other leaf tests a value with the reference semantics
-//! ([`crate::rules::eval`]), once per distinct value where the data is dictionary-encoded.
+//! Every rule version arrives as a [`Cond`] (the language-neutral condition its rule language
+//! lowered to), a boolean combination of predicates that hold for a document when they hold
+//! for one of a field's values (DESIGN §5: an array matches when an element does; `exists`
+//! when a value is indexed). [`Plan::compile`] resolves each predicate's fields against the
+//! dataset's columns (patterns expanded, free text over every column) and turns it, for each
+//! column, into a [`Leaf`]: one column and one test of a single value, specialised by the
+//! column's mapped type. Equal leaves of different versions are one leaf, evaluated once per
+//! row group. A version is then an [`Expr`] over leaf ids. Text leaves on analyzed columns are
+//! grouped per column into a [`text::TextMatcher`]; every other leaf tests a value as the
+//! reference evaluator does ([`crate::cond::eval::value_matches`]), once per distinct value
+//! where the data is dictionary-encoded. Nothing here reads files or knows a rule language.
 
 pub mod text;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::rules::analyzer::Analyzer;
-use crate::rules::dsl::{self, DslQuery, Filter, WildToken};
-use crate::rules::eval::{self, Document};
-use crate::rules::fields::{FieldType, FieldTypes, KEYWORD_IGNORE_ABOVE};
-use crate::rules::kql::{Chunk, Literal, Query, RangeOp};
+use crate::cond::analyzer::Analyzer;
+use crate::cond::eval;
+use crate::cond::fields::{FieldType, FieldTypes, KEYWORD_IGNORE_ABOVE};
+use crate::cond::glob::{self, WildToken};
+use crate::cond::{self, Cond, FieldSel, GlobCase, Pred, TextQuery};
 use crate::rules::pack::RuleVersion;
 
 /// A boolean program over leaf ids.
@@ -40,19 +41,19 @@ pub enum Expr {
 pub enum Test {
     /// A keyword equal to the text (and no longer than `ignore_above`).
     KeywordEq(String),
-    /// `field: value` on analyzed text: evaluated by the column's [`text::TextMatcher`].
-    Text { analyzer: Analyzer, value: Literal },
-    /// Any other KQL leaf (`Is`, `Exists` or `Range` on the column), tested as the reference
-    /// evaluator tests it.
-    Kql(Query),
-    /// A KQL value with `*` or a Query-DSL `wildcard` on a keyword column, its pattern parsed
-    /// once (lowercased when `case_insensitive`, as [`dsl::wildcard_matches`] does).
+    /// A full-text test on analyzed text: evaluated by the column's [`text::TextMatcher`].
+    Text {
+        analyzer: Analyzer,
+        query: TextQuery,
+    },
+    /// A glob on a keyword column, lowercased when `case_insensitive`, as
+    /// [`glob::wildcard_matches`] does.
     Wildcard {
         pattern: Vec<WildToken>,
         case_insensitive: bool,
     },
-    /// Any other single-field Query-DSL query, tested as the reference evaluator tests it.
-    Dsl(DslQuery),
+    /// Any other test, of a value of a column of type `ty`, as the reference evaluator makes it.
+    Value { test: cond::Test, ty: FieldType },
 }
 
 /// One value in the forms tests compare it in, each made on first use and shared by all
@@ -89,19 +90,17 @@ impl<'v> ValueForms<'v> {
 pub struct Leaf {
     pub column: String,
     pub test: Test,
-    /// How reports name it: `field: value` as KQL would write it.
-    pub label: String,
 }
 
 impl Leaf {
     /// Whether one value of the column passes the test (for [`Test::Text`] too, through the
     /// reference analyzer: the matcher's fallback and its oracle).
-    pub fn matches_value(&self, value: &str, types: &FieldTypes) -> bool {
-        self.matches_forms(&mut ValueForms::new(value), types)
+    pub fn matches_value(&self, value: &str) -> bool {
+        self.matches_forms(&mut ValueForms::new(value))
     }
 
     /// [`Leaf::matches_value`] on a value whose forms other leaves may already have made.
-    pub fn matches_forms(&self, forms: &mut ValueForms, types: &FieldTypes) -> bool {
+    pub fn matches_forms(&self, forms: &mut ValueForms) -> bool {
         let value = forms.value;
         match &self.test {
             Test::Wildcard {
@@ -110,39 +109,50 @@ impl Leaf {
             } => {
                 forms.chars().len() <= KEYWORD_IGNORE_ABOVE
                     && match case_insensitive {
-                        true => dsl::glob(pattern, forms.lower_chars()),
-                        false => dsl::glob(pattern, forms.chars()),
+                        true => glob::glob(pattern, forms.lower_chars()),
+                        false => glob::glob(pattern, forms.chars()),
                     }
             }
             Test::KeywordEq(want) => value == want && value.chars().count() <= KEYWORD_IGNORE_ABOVE,
-            Test::Text { analyzer, value: v } => {
-                eval::text_matches(*analyzer, &[value.to_string()], v)
+            Test::Text { analyzer, query } => {
+                eval::text_matches(*analyzer, &[value.to_string()], query)
             }
-            Test::Kql(query) => {
-                let doc = Document::new().with(&self.column, value);
-                eval::matches_query(query, &doc, types)
-            }
-            Test::Dsl(query) => {
-                let doc = Document::new().with(&self.column, value);
-                let filter = Filter {
-                    query: query.clone(),
-                    negate: false,
-                    disabled: false,
-                };
-                eval::matches_filter(&filter, &doc, types)
-            }
+            Test::Value { test, ty } => eval::value_matches(test, *ty, value),
         }
     }
+}
+
+/// Why a version runs: as itself, or for a sibling of the hunt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// A selected rule version: its hits go into the hit table.
+    #[default]
+    Version,
+    /// The version with a proposed exception (`query and not exception`): a backtest's
+    /// what-if.
+    WhatIf,
+    /// The query that finds the labelled events: a backtest's ground truth.
+    GroundTruth,
+}
+
+/// What the plan runs for one version: its rule, its lowered condition and its role.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub rule: &'a RuleVersion,
+    pub cond: &'a Cond,
+    pub role: Role,
 }
 
 /// One version in the plan.
 #[derive(Debug, Clone)]
 pub struct VersionPlan {
     pub rule: RuleVersion,
+    pub role: Role,
     /// The query and the filters, ANDed.
     pub expr: Expr,
-    /// Leaves outside any negation: the ones a hit can be said to have matched.
-    pub positive: Vec<usize>,
+    /// Leaves outside any negation, in the order the version names them, each with its
+    /// label as the version writes it (`field: value`): what a hit says it matched.
+    pub positive: Vec<(usize, String)>,
     /// Why it can never match this dataset, when that is known before scanning.
     pub cannot_fire: Option<String>,
 }
@@ -170,18 +180,11 @@ impl Columns {
     }
 }
 
-/// The version to compile, already parsed: query and filters.
-pub struct Compiled<'a> {
-    pub rule: &'a RuleVersion,
-    pub query: &'a Query,
-    pub filters: &'a [Filter],
-}
-
 impl Plan {
-    /// Compiles `versions` against `columns`; `indices` are the index names the dataset
+    /// Compiles `targets` against `columns`; `indices` are the index names the dataset
     /// stands for (a version whose `index` patterns cover none of them cannot fire).
     pub fn compile(
-        versions: &[Compiled],
+        targets: &[Target],
         columns: &Columns,
         types: FieldTypes,
         indices: &[String],
@@ -192,63 +195,15 @@ impl Plan {
             leaves: Vec::new(),
             ids: HashMap::new(),
             missing: BTreeSet::new(),
+            labels: HashMap::new(),
         };
-        let mut plans = Vec::new();
-        for v in versions {
-            builder.missing.clear();
-            let mut parts = vec![builder.query(v.query, "")];
-            for f in v.filters.iter().filter(|f| !f.disabled) {
-                let e = builder.dsl(&f.query);
-                parts.push(if f.negate { not(e) } else { e });
-            }
-            let expr = simplify(Expr::And(parts));
-            let mut positive = Vec::new();
-            positive_leaves(&expr, false, &mut positive);
-            let covered = indices
-                .iter()
-                .any(|i| eval::index_matches(&v.rule.index, i));
-            let cannot_fire = if !covered {
-                Some(format!(
-                    "its index patterns ({}) cover none of this dataset's indices ({})",
-                    v.rule.index.join(", "),
-                    indices.join(", ")
-                ))
-            } else if expr == Expr::False {
-                Some(match builder.missing.is_empty() {
-                    true => "its query can never match".to_string(),
-                    false => format!(
-                        "field{} {} {} absent or always null in this dataset",
-                        if builder.missing.len() == 1 { "" } else { "s" },
-                        builder
-                            .missing
-                            .iter()
-                            .map(|f| format!("`{f}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if builder.missing.len() == 1 {
-                            "is"
-                        } else {
-                            "are"
-                        }
-                    ),
-                })
-            } else {
-                None
-            };
-            plans.push(VersionPlan {
-                rule: v.rule.clone(),
-                expr: if cannot_fire.is_some() {
-                    Expr::False
-                } else {
-                    expr
-                },
-                positive,
-                cannot_fire,
-            });
-        }
+        let versions = targets
+            .iter()
+            .map(|t| builder.version(t, indices))
+            .collect();
         Plan {
             leaves: builder.leaves,
-            versions: plans,
+            versions,
             types,
         }
     }
@@ -277,209 +232,155 @@ struct Builder<'a> {
     ids: HashMap<String, usize>,
     /// Named fields of the version being compiled that the dataset lacks.
     missing: BTreeSet<String>,
+    /// Labels of the leaves of the version being compiled, as it writes them.
+    labels: HashMap<usize, String>,
 }
 
 impl Builder<'_> {
-    fn leaf(&mut self, column: &str, test: Test, label: String) -> Expr {
+    fn version(&mut self, target: &Target, indices: &[String]) -> VersionPlan {
+        self.missing.clear();
+        self.labels.clear();
+        let expr = simplify(self.cond(target.cond));
+        let mut ids = Vec::new();
+        positive_leaves(&expr, false, &mut ids);
+        let positive = ids
+            .into_iter()
+            .map(|id| (id, self.labels.get(&id).cloned().unwrap_or_default()))
+            .collect();
+        let cannot_fire = self.cannot_fire(target.rule, &expr, indices);
+        VersionPlan {
+            rule: target.rule.clone(),
+            role: target.role,
+            expr: if cannot_fire.is_some() {
+                Expr::False
+            } else {
+                expr
+            },
+            positive,
+            cannot_fire,
+        }
+    }
+
+    fn cannot_fire(&self, rule: &RuleVersion, expr: &Expr, indices: &[String]) -> Option<String> {
+        if !indices.iter().any(|i| glob::index_matches(&rule.index, i)) {
+            return Some(format!(
+                "its index patterns ({}) cover none of this dataset's indices ({})",
+                rule.index.join(", "),
+                indices.join(", ")
+            ));
+        }
+        if *expr != Expr::False {
+            return None;
+        }
+        if self.missing.is_empty() {
+            return Some("its query can never match".to_string());
+        }
+        let one = self.missing.len() == 1;
+        let names: Vec<String> = self.missing.iter().map(|f| format!("`{f}`")).collect();
+        Some(format!(
+            "field{} {} {} absent or always null in this dataset",
+            if one { "" } else { "s" },
+            names.join(", "),
+            if one { "is" } else { "are" }
+        ))
+    }
+
+    fn cond(&mut self, c: &Cond) -> Expr {
+        match c {
+            Cond::True => Expr::True,
+            Cond::False => Expr::False,
+            Cond::Pred(p) => self.pred(p),
+            Cond::Not(inner) => not(self.cond(inner)),
+            Cond::And(items) => Expr::And(items.iter().map(|i| self.cond(i)).collect()),
+            Cond::Or(items) => Expr::Or(items.iter().map(|i| self.cond(i)).collect()),
+            Cond::AtLeast(n, items) => {
+                Expr::AtLeast(*n, items.iter().map(|i| self.cond(i)).collect())
+            }
+        }
+    }
+
+    /// A predicate on every usable column it names.
+    fn pred(&mut self, p: &Pred) -> Expr {
+        let columns = self.columns_named(&p.field);
+        Expr::Or(
+            columns
+                .iter()
+                .map(|c| {
+                    let id = self.leaf(c, leaf_test(&p.test, self.types.type_of(c)));
+                    self.labels
+                        .entry(id)
+                        .or_insert_with(|| format!("{c}{}", p.shown));
+                    Expr::Leaf(id)
+                })
+                .collect(),
+        )
+    }
+
+    fn leaf(&mut self, column: &str, test: Test) -> usize {
         let key = format!("{column}\u{0}{test:?}");
         if let Some(&id) = self.ids.get(&key) {
-            return Expr::Leaf(id);
+            return id;
         }
         let id = self.leaves.len();
         self.leaves.push(Leaf {
             column: column.to_string(),
             test,
-            label,
         });
         self.ids.insert(key, id);
-        Expr::Leaf(id)
+        id
     }
 
-    /// The usable columns a KQL field name refers to (wildcards against every column).
-    fn columns_named(&mut self, field: &Literal, prefix: &str) -> Vec<String> {
-        if field.has_wildcard() {
-            let mut pattern: Vec<WildToken> = prefix.chars().map(WildToken::Char).collect();
-            for c in &field.chunks {
-                match c {
-                    Chunk::Star => pattern.push(WildToken::AnyRun),
-                    Chunk::Text(t) => pattern.extend(t.chars().map(WildToken::Char)),
-                }
-            }
-            let found: Vec<String> = self
-                .columns
-                .names
-                .iter()
-                .filter(|c| self.columns.usable(c))
-                .filter(|c| dsl::glob(&pattern, &c.chars().collect::<Vec<_>>()))
-                .cloned()
-                .collect();
-            if found.is_empty() {
-                self.missing.insert(format!("{prefix}{}", field.display()));
-            }
-            found
-        } else {
-            let name = format!("{prefix}{}", field.display());
-            if self.columns.usable(&name) {
-                vec![name]
-            } else {
-                self.missing.insert(name);
-                Vec::new()
-            }
-        }
-    }
-
-    fn query(&mut self, q: &Query, prefix: &str) -> Expr {
-        match q {
-            Query::MatchAll => Expr::True,
-            Query::Or(items) => Expr::Or(items.iter().map(|i| self.query(i, prefix)).collect()),
-            Query::And(items) => Expr::And(items.iter().map(|i| self.query(i, prefix)).collect()),
-            Query::Not(inner) => not(self.query(inner, prefix)),
-            Query::Is { field: None, value } => {
-                let all: Vec<String> = self
+    /// The usable columns a field selection refers to; named fields the dataset lacks are
+    /// noted as missing.
+    fn columns_named(&mut self, field: &FieldSel) -> Vec<String> {
+        let usable = |c: &&String| self.columns.usable(c);
+        match field {
+            FieldSel::All => self.columns.names.iter().filter(usable).cloned().collect(),
+            FieldSel::Pattern { pattern, written } => {
+                let found: Vec<String> = self
                     .columns
                     .names
                     .iter()
-                    .filter(|c| self.columns.usable(c))
+                    .filter(usable)
+                    .filter(|c| glob::glob_str(pattern, c))
                     .cloned()
                     .collect();
-                Expr::Or(all.iter().map(|c| self.is(c, value)).collect())
-            }
-            Query::Is {
-                field: Some(field),
-                value,
-            } => {
-                let cols = self.columns_named(field, prefix);
-                Expr::Or(cols.iter().map(|c| self.is(c, value)).collect())
-            }
-            Query::Exists { field } => {
-                let cols = self.columns_named(field, prefix);
-                Expr::Or(
-                    cols.iter()
-                        .map(|c| {
-                            let query = Query::Exists {
-                                field: Literal::text(c, false),
-                            };
-                            self.leaf(c, Test::Kql(query), format!("{c}: *"))
-                        })
-                        .collect(),
-                )
-            }
-            Query::Range { field, op, value } => {
-                let cols = self.columns_named(field, prefix);
-                Expr::Or(cols.iter().map(|c| self.range(c, *op, value)).collect())
-            }
-            Query::Nested { path, query } => {
-                let inner = format!("{prefix}{}.", path.display());
-                self.query(query, &inner)
-            }
-        }
-    }
-
-    fn is(&mut self, column: &str, value: &Literal) -> Expr {
-        let label = format!("{column}: {}", value.to_kql());
-        match self.types.type_of(column) {
-            FieldType::Text(analyzer) => self.leaf(
-                column,
-                Test::Text {
-                    analyzer,
-                    value: value.clone(),
-                },
-                label,
-            ),
-            FieldType::Keyword if !value.has_wildcard() => {
-                self.leaf(column, Test::KeywordEq(value.display()), label)
-            }
-            // As the reference tests it: the literal as a case-sensitive pattern.
-            FieldType::Keyword => self.leaf(
-                column,
-                Test::Wildcard {
-                    pattern: eval::literal_tokens(value, false),
-                    case_insensitive: false,
-                },
-                label,
-            ),
-            _ => {
-                let query = Query::Is {
-                    field: Some(Literal::text(column, false)),
-                    value: value.clone(),
-                };
-                self.leaf(column, Test::Kql(query), label)
-            }
-        }
-    }
-
-    fn range(&mut self, column: &str, op: RangeOp, value: &Literal) -> Expr {
-        let label = format!("{column} {} {}", op.symbol(), value.to_kql());
-        let query = Query::Range {
-            field: Literal::text(column, false),
-            op,
-            value: value.clone(),
-        };
-        self.leaf(column, Test::Kql(query), label)
-    }
-
-    fn dsl(&mut self, q: &DslQuery) -> Expr {
-        match q {
-            DslQuery::MatchAll => Expr::True,
-            DslQuery::Bool {
-                must,
-                should,
-                must_not,
-                minimum_should_match,
-            } => {
-                let needed = dsl::should_needed(must.len(), should.len(), *minimum_should_match);
-                let mut all: Vec<Expr> = must.iter().map(|m| self.dsl(m)).collect();
-                all.extend(must_not.iter().map(|m| not(self.dsl(m))));
-                let should: Vec<Expr> = should.iter().map(|s| self.dsl(s)).collect();
-                all.push(Expr::AtLeast(needed, should));
-                Expr::And(all)
-            }
-            single => {
-                let field = single.fields().first().map(|f| f.to_string());
-                let Some(field) = field else {
-                    return Expr::False;
-                };
-                if !self.columns.usable(&field) {
-                    self.missing.insert(field);
-                    return Expr::False;
+                if found.is_empty() {
+                    self.missing.insert(written.clone());
                 }
-                let label = format!("{field} ({})", dsl_kind(single));
-                let test = match single {
-                    DslQuery::Wildcard {
-                        pattern,
-                        case_insensitive,
-                        ..
-                    } if !matches!(self.types.type_of(&field), FieldType::Text(_)) => {
-                        let pattern = match case_insensitive {
-                            true => pattern.to_lowercase(),
-                            false => pattern.clone(),
-                        };
-                        Test::Wildcard {
-                            pattern: dsl::parse_wildcard(&pattern),
-                            case_insensitive: *case_insensitive,
-                        }
-                    }
-                    other => Test::Dsl(other.clone()),
-                };
-                self.leaf(&field, test, label)
+                found
+            }
+            FieldSel::Name(name) => {
+                if self.columns.usable(name) {
+                    vec![name.clone()]
+                } else {
+                    self.missing.insert(name.clone());
+                    Vec::new()
+                }
             }
         }
     }
 }
 
-fn dsl_kind(q: &DslQuery) -> String {
-    match q {
-        DslQuery::Wildcard { pattern, .. } => format!("wildcard {pattern}"),
-        DslQuery::Prefix { prefix, .. } => format!("prefix {prefix}"),
-        DslQuery::Exists { .. } => "exists".to_string(),
-        DslQuery::Term { value, .. } => format!("term {value}"),
-        DslQuery::Terms { values, .. } => format!("terms {}", values.join(",")),
-        DslQuery::Match { query, phrase, .. } => match phrase {
-            true => format!("match_phrase {query}"),
-            false => format!("match {query}"),
+/// The fastest leaf test that means `test` on a column of type `ty`.
+fn leaf_test(test: &cond::Test, ty: FieldType) -> Test {
+    match (ty, test) {
+        (FieldType::Text(analyzer), test) => match eval::text_query(test) {
+            Some(query) => Test::Text { analyzer, query },
+            None => Test::Value {
+                test: test.clone(),
+                ty,
+            },
         },
-        DslQuery::Bool { .. } => "bool".to_string(),
-        DslQuery::MatchAll => "match_all".to_string(),
+        (FieldType::Keyword, cond::Test::Match { text, .. }) => Test::KeywordEq(text.clone()),
+        (FieldType::Keyword, cond::Test::Glob { pattern, case }) => Test::Wildcard {
+            pattern: pattern.clone(),
+            case_insensitive: *case == GlobCase::Insensitive,
+        },
+        _ => Test::Value {
+            test: test.clone(),
+            ty,
+        },
     }
 }
 
@@ -617,27 +518,27 @@ mod tests {
         }
     }
 
-    fn plan(queries: &[&str], cols: &Columns) -> Plan {
-        let rules: Vec<RuleVersion> = queries.iter().map(|q| rule(q)).collect();
-        let parsed: Vec<Query> = queries
+    /// The queries are KQL only because it is the shortest way to write a condition.
+    fn plan_of(rules: &[RuleVersion], cols: &Columns, index: &str) -> Plan {
+        let conds: Vec<Cond> = rules
             .iter()
-            .map(|q| kql::parse(q).expect("kql"))
+            .map(|r| kql::lower(&kql::parse(&r.query).expect("kql")))
             .collect();
-        let compiled: Vec<Compiled> = rules
+        let targets: Vec<Target> = rules
             .iter()
-            .zip(&parsed)
-            .map(|(rule, query)| Compiled {
+            .zip(&conds)
+            .map(|(rule, cond)| Target {
                 rule,
-                query,
-                filters: &[],
+                cond,
+                role: Role::Version,
             })
             .collect();
-        Plan::compile(
-            &compiled,
-            cols,
-            FieldTypes::default(),
-            &["logs-windows.x-default".to_string()],
-        )
+        Plan::compile(&targets, cols, FieldTypes::default(), &[index.to_string()])
+    }
+
+    fn plan(queries: &[&str], cols: &Columns) -> Plan {
+        let rules: Vec<RuleVersion> = queries.iter().map(|q| rule(q)).collect();
+        plan_of(&rules, cols, "logs-windows.x-default")
     }
 
     #[test]
@@ -651,6 +552,18 @@ mod tests {
             &cols,
         );
         assert_eq!(p.leaves.len(), 4, "{:?}", p.leaves);
+    }
+
+    #[test]
+    fn a_shared_leaf_is_labelled_as_each_version_writes_it() {
+        let cols = columns(&["event.category"]);
+        let p = plan(
+            &["event.category: process", "event.category: \"process\""],
+            &cols,
+        );
+        assert_eq!(p.leaves.len(), 1, "{:?}", p.leaves);
+        assert_eq!(p.versions[0].positive[0].1, "event.category: process");
+        assert_eq!(p.versions[1].positive[0].1, "event.category: \"process\"");
     }
 
     #[test]
@@ -686,17 +599,7 @@ mod tests {
             index: vec!["winlogbeat-*".into()],
             ..rule("event.code: 1")
         };
-        let q = kql::parse("event.code: 1").expect("kql");
-        let p = Plan::compile(
-            &[Compiled {
-                rule: &r,
-                query: &q,
-                filters: &[],
-            }],
-            &cols,
-            FieldTypes::default(),
-            &["logs-windows.powershell_operational-default".to_string()],
-        );
+        let p = plan_of(&[r], &cols, "logs-windows.powershell_operational-default");
         assert!(p.versions[0]
             .cannot_fire
             .as_deref()

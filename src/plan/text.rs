@@ -22,9 +22,8 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use memchr::memmem;
 
-use crate::rules::analyzer::{is_pattern_token_byte, Analyzer};
-use crate::rules::eval;
-use crate::rules::kql::{Chunk, Literal};
+use crate::cond::analyzer::{is_pattern_token_byte, Analyzer};
+use crate::cond::{eval, glob, TextQuery};
 
 #[derive(Debug)]
 enum Kind {
@@ -42,7 +41,7 @@ enum Kind {
 
 #[derive(Debug)]
 struct TextLeaf {
-    value: Literal,
+    query: TextQuery,
     kind: Kind,
 }
 
@@ -108,7 +107,7 @@ pub struct Scratch {
 }
 
 impl TextMatcher {
-    pub fn new(analyzer: Analyzer, values: &[Literal]) -> Result<TextMatcher, String> {
+    pub fn new(analyzer: Analyzer, queries: &[TextQuery]) -> Result<TextMatcher, String> {
         let mut anchors: Vec<String> = Vec::new();
         let mut anchored: Vec<Vec<usize>> = Vec::new();
         let mut add_anchor = |anchor: &str, leaf: usize| {
@@ -126,43 +125,43 @@ impl TextMatcher {
         };
         let mut leaves = Vec::new();
         let mut wildcards = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            let kind = if value.has_wildcard() {
-                wildcards.push(i);
-                let chunk = value
-                    .chunks
-                    .iter()
-                    .filter_map(|c| match c {
-                        Chunk::Text(t) => Some(t.to_ascii_lowercase()),
-                        Chunk::Star => None,
-                    })
-                    .filter(|t| t.is_ascii())
-                    .max_by_key(String::len)
-                    .filter(|t| !t.is_empty());
-                Kind::Wildcard {
-                    chunk: chunk.map(|c| Box::new(memmem::Finder::new(c.as_bytes()).into_owned())),
-                }
-            } else {
-                let tokens = analyzer.tokens(&value.display());
-                match tokens.len() {
-                    0 => Kind::Never,
-                    n if n == 1 || !value.quoted => {
-                        for t in &tokens {
-                            add_anchor(t, i);
-                        }
-                        Kind::AnyToken
+        for (i, query) in queries.iter().enumerate() {
+            let kind = match query {
+                TextQuery::Glob(pattern) => {
+                    wildcards.push(i);
+                    let chunk = glob::literal_runs(pattern)
+                        .into_iter()
+                        .map(|t| t.to_ascii_lowercase())
+                        .filter(|t| t.is_ascii())
+                        .max_by_key(String::len)
+                        .filter(|t| !t.is_empty());
+                    Kind::Wildcard {
+                        chunk: chunk
+                            .map(|c| Box::new(memmem::Finder::new(c.as_bytes()).into_owned())),
                     }
-                    _ => {
-                        let anchor = (0..tokens.len())
-                            .max_by_key(|&k| (tokens[k].len(), std::cmp::Reverse(k)))
-                            .unwrap_or(0);
-                        add_anchor(&tokens[anchor], i);
-                        Kind::Phrase { tokens, anchor }
+                }
+                TextQuery::Match { text, phrase } => {
+                    let tokens = analyzer.tokens(text);
+                    match tokens.len() {
+                        0 => Kind::Never,
+                        n if n == 1 || !phrase => {
+                            for t in &tokens {
+                                add_anchor(t, i);
+                            }
+                            Kind::AnyToken
+                        }
+                        _ => {
+                            let anchor = (0..tokens.len())
+                                .max_by_key(|&k| (tokens[k].len(), std::cmp::Reverse(k)))
+                                .unwrap_or(0);
+                            add_anchor(&tokens[anchor], i);
+                            Kind::Phrase { tokens, anchor }
+                        }
                     }
                 }
             };
             leaves.push(TextLeaf {
-                value: value.clone(),
+                query: query.clone(),
                 kind,
             });
         }
@@ -280,7 +279,7 @@ impl TextMatcher {
             if scratch.candidates[i]
                 && !out.contains(i)
                 && !matches!(leaf.kind, Kind::Never)
-                && eval::tokens_match(&tokens, self.analyzer, &leaf.value)
+                && eval::tokens_match(&tokens, self.analyzer, &leaf.query)
             {
                 out.insert(i);
             }
@@ -493,12 +492,29 @@ fn phrase_around(lower: &[u8], start: usize, end: usize, tokens: &[String], anch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::kql;
+    use crate::cond::analyzer;
 
-    fn literal(kql_value: &str) -> Literal {
-        match kql::parse(&format!("f: {kql_value}")).expect("kql") {
-            kql::Query::Is { value, .. } => value,
-            other => panic!("not a leaf: {other:?}"),
+    /// A query written as a rule writes a value: `"..."` a phrase, `*` a wildcard.
+    fn literal(value: &str) -> TextQuery {
+        match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(phrase) => TextQuery::Match {
+                text: phrase.to_string(),
+                phrase: true,
+            },
+            None if value.contains('*') => {
+                let pattern = value
+                    .chars()
+                    .map(|c| match c {
+                        '*' => glob::WildToken::AnyRun,
+                        c => glob::WildToken::Char(analyzer::lower_char(c)),
+                    })
+                    .collect();
+                TextQuery::Glob(pattern)
+            }
+            None => TextQuery::Match {
+                text: value.to_string(),
+                phrase: false,
+            },
         }
     }
 
@@ -513,7 +529,7 @@ mod tests {
     }
 
     fn check_leaves(analyzer: Analyzer, values: &[&str], texts: &[&str]) {
-        let lits: Vec<Literal> = values.iter().map(|v| literal(v)).collect();
+        let lits: Vec<TextQuery> = values.iter().map(|v| literal(v)).collect();
         let m = TextMatcher::new(analyzer, &lits).expect("matcher");
         let mut scratch = Scratch::default();
         for text in texts {
@@ -539,7 +555,7 @@ mod tests {
     fn bytes_that_are_not_utf8_are_matched_where_the_result_cannot_depend_on_them() {
         let value = b"\xff$x.NetShareEnum(\xc3)";
         for values in [vec!["NetShareEnum"], vec!["NetShareEnum"; 80]] {
-            let lits: Vec<Literal> = values.iter().map(|v| literal(v)).collect();
+            let lits: Vec<TextQuery> = values.iter().map(|v| literal(v)).collect();
             let m = TextMatcher::new(Analyzer::Pattern, &lits).expect("matcher");
             let mut out = Hits::new(lits.len());
             m.eval_bytes(value, &mut Scratch::default(), &mut out)

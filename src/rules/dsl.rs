@@ -1,9 +1,12 @@
 //! The Query-DSL `filters` of a rule (`[[rule.filters]]`): parsed into [`Filter`] and ANDed
 //! with the query. Elastic's rules use negated `wildcard` (often `case_insensitive`) and
 //! `exists`; `term`, `terms`, `prefix`, `match`, `match_phrase` and `bool` are read too.
-//! Anything else is an error naming the query type, never silently ignored.
+//! Anything else is an error naming the query type, never silently ignored. [`lower`] turns
+//! them into the condition they add to the query.
 
 use serde_json::Value;
+
+use crate::cond::{glob, Cond, FieldSel, GlobCase, Pred, Test};
 
 /// One filter as Kibana stores it: a query plus `meta.negate` / `meta.disabled`.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,78 +280,112 @@ pub fn should_needed(must: usize, should: usize, minimum_should_match: Option<us
     minimum_should_match.unwrap_or(if must == 0 && should > 0 { 1 } else { 0 })
 }
 
-/// Elasticsearch's wildcard syntax: `*` any run, `?` one character, `\` escapes.
-pub fn wildcard_matches(pattern: &str, text: &str, case_insensitive: bool) -> bool {
-    let lower = |s: &str| {
-        if case_insensitive {
-            s.to_lowercase()
-        } else {
-            s.to_string()
+/// The condition a rule's filters add to its query: every enabled filter ANDed, a negated
+/// one inverted (`must_not`), each query its Elasticsearch leaf test. Reports name a
+/// predicate by its query type and value (`file.path (wildcard C:\\*)`).
+pub fn lower(filters: &[Filter]) -> Cond {
+    Cond::And(
+        filters
+            .iter()
+            .filter(|f| !f.disabled)
+            .map(|f| match f.negate {
+                true => Cond::Not(Box::new(lower_query(&f.query))),
+                false => lower_query(&f.query),
+            })
+            .collect(),
+    )
+}
+
+/// One Query-DSL query as a condition.
+pub fn lower_query(q: &DslQuery) -> Cond {
+    let test = match q {
+        DslQuery::MatchAll => return Cond::True,
+        DslQuery::Bool {
+            must,
+            should,
+            must_not,
+            minimum_should_match,
+        } => {
+            let needed = should_needed(must.len(), should.len(), *minimum_should_match);
+            let mut all: Vec<Cond> = must.iter().map(lower_query).collect();
+            all.extend(must_not.iter().map(|m| Cond::Not(Box::new(lower_query(m)))));
+            all.push(Cond::AtLeast(
+                needed,
+                should.iter().map(lower_query).collect(),
+            ));
+            return Cond::And(all);
         }
+        DslQuery::Exists { .. } => Test::Exists,
+        DslQuery::Wildcard {
+            pattern,
+            case_insensitive,
+            ..
+        } => match case_insensitive {
+            true => Test::Glob {
+                pattern: glob::parse_wildcard(&pattern.to_lowercase()),
+                case: GlobCase::Insensitive,
+            },
+            false => Test::Glob {
+                pattern: glob::parse_wildcard(pattern),
+                case: GlobCase::Sensitive,
+            },
+        },
+        DslQuery::Prefix {
+            prefix,
+            case_insensitive,
+            ..
+        } => Test::Prefix {
+            value: prefix.clone(),
+            case_insensitive: *case_insensitive,
+        },
+        DslQuery::Term {
+            value,
+            case_insensitive,
+            ..
+        } => Test::Term {
+            value: value.clone(),
+            case_insensitive: *case_insensitive,
+        },
+        DslQuery::Terms { values, .. } => Test::Terms {
+            values: values.clone(),
+        },
+        DslQuery::Match { query, phrase, .. } => Test::Match {
+            text: query.clone(),
+            phrase: *phrase,
+        },
     };
-    let p: Vec<WildToken> = parse_wildcard(&lower(pattern));
-    let t: Vec<char> = lower(text).chars().collect();
-    glob(&p, &t)
+    let field = q
+        .fields()
+        .first()
+        .map_or_else(String::new, |f| f.to_string());
+    Cond::Pred(Pred {
+        field: FieldSel::Name(field),
+        test,
+        shown: format!(" ({})", kind(q)),
+    })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum WildToken {
-    Char(char),
-    Any,
-    AnyRun,
-}
-
-pub fn parse_wildcard(pattern: &str) -> Vec<WildToken> {
-    let mut out = Vec::new();
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        out.push(match c {
-            '*' => WildToken::AnyRun,
-            '?' => WildToken::Any,
-            '\\' => match chars.next() {
-                Some(n) => WildToken::Char(n),
-                None => WildToken::Char('\\'),
-            },
-            c => WildToken::Char(c),
-        });
+/// A query's type and value, as reports show it.
+fn kind(q: &DslQuery) -> String {
+    match q {
+        DslQuery::Wildcard { pattern, .. } => format!("wildcard {pattern}"),
+        DslQuery::Prefix { prefix, .. } => format!("prefix {prefix}"),
+        DslQuery::Exists { .. } => "exists".to_string(),
+        DslQuery::Term { value, .. } => format!("term {value}"),
+        DslQuery::Terms { values, .. } => format!("terms {}", values.join(",")),
+        DslQuery::Match { query, phrase, .. } => match phrase {
+            true => format!("match_phrase {query}"),
+            false => format!("match {query}"),
+        },
+        DslQuery::Bool { .. } => "bool".to_string(),
+        DslQuery::MatchAll => "match_all".to_string(),
     }
-    out
-}
-
-/// Whole-text glob match (iterative, with backtracking to the last `*`).
-pub fn glob(p: &[WildToken], t: &[char]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(WildToken::AnyRun) => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(WildToken::Any) => {
-                pi += 1;
-                ti += 1;
-            }
-            Some(WildToken::Char(c)) if *c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi.min(p.len())..].iter().all(|w| *w == WildToken::AnyRun)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cond::glob::wildcard_matches;
 
     #[test]
     fn seed_filter_parses_and_matches() {
@@ -378,17 +415,5 @@ mod tests {
     fn unknown_query_types_are_errors() {
         let f = serde_json::json!([{"meta": {}, "query": {"geo_shape": {}}}]);
         assert!(parse_filters(&f).unwrap_err().contains("geo_shape"));
-    }
-
-    #[test]
-    fn glob_semantics() {
-        assert!(wildcard_matches("a*c", "abbbc", false));
-        assert!(wildcard_matches("a?c", "abc", false));
-        assert!(!wildcard_matches("a?c", "ac", false));
-        assert!(wildcard_matches("a\\*c", "a*c", false));
-        assert!(!wildcard_matches("a\\*c", "abc", false));
-        assert!(wildcard_matches("*", "", false));
-        assert!(!wildcard_matches("A*", "abc", false));
-        assert!(wildcard_matches("A*", "abc", true));
     }
 }

@@ -6,9 +6,14 @@
 //! only after it), so a query Kibana rejects is rejected here too (`f: cannot find` stops at
 //! `can`). Value lists (`field:(a or not b)`) are distributed over the field while parsing,
 //! so the tree holds only field-level leaves. [`Query::to_kql`] prints a normalised form that
-//! parses back to the same tree.
+//! parses back to the same tree. [`lower`] turns the tree into the language-neutral
+//! [`Cond`] the planner and the reference evaluator run, as Kibana turns KQL into Query DSL.
 
 use std::fmt;
+
+use crate::cond::glob::{self, WildToken};
+pub use crate::cond::RangeOp;
+use crate::cond::{Cond, FieldSel, GlobCase, Pred, Test};
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,25 +43,6 @@ pub enum Query {
         path: Literal,
         query: Box<Query>,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RangeOp {
-    Lt,
-    Lte,
-    Gt,
-    Gte,
-}
-
-impl RangeOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            RangeOp::Lt => "<",
-            RangeOp::Lte => "<=",
-            RangeOp::Gt => ">",
-            RangeOp::Gte => ">=",
-        }
-    }
 }
 
 /// A piece of a literal: text, or the `*` wildcard of an unquoted literal.
@@ -852,6 +838,78 @@ fn distribute(field: &Literal, values: ValueTree) -> Query {
         }
         ValueTree::Not(inner) => Query::Not(Box::new(distribute(field, *inner))),
     }
+}
+
+/// The condition a query means, as Kibana's `toElasticsearchQuery` builds it: a value is a
+/// `match` (`match_phrase` when quoted), a value with `*` a `query_string` wildcard (lowered
+/// on analyzed text), `field: *` an `exists`, comparisons `range`s; nested field names are
+/// prefixed with their path. Reports name each predicate as the query writes it.
+pub fn lower(query: &Query) -> Cond {
+    lower_in(query, "")
+}
+
+fn lower_in(query: &Query, prefix: &str) -> Cond {
+    let pred = |field: FieldSel, test: Test, shown: String| Cond::Pred(Pred { field, test, shown });
+    match query {
+        Query::MatchAll => Cond::True,
+        Query::Or(items) => Cond::Or(items.iter().map(|i| lower_in(i, prefix)).collect()),
+        Query::And(items) => Cond::And(items.iter().map(|i| lower_in(i, prefix)).collect()),
+        Query::Not(inner) => Cond::Not(Box::new(lower_in(inner, prefix))),
+        Query::Is { field, value } => {
+            let field = match field {
+                Some(f) => field_sel(f, prefix),
+                None => FieldSel::All,
+            };
+            pred(field, value_test(value), format!(": {}", value.to_kql()))
+        }
+        Query::Exists { field } => pred(field_sel(field, prefix), Test::Exists, ": *".into()),
+        Query::Range { field, op, value } => pred(
+            field_sel(field, prefix),
+            Test::Range {
+                op: *op,
+                bound: value.display(),
+            },
+            format!(" {} {}", op.symbol(), value.to_kql()),
+        ),
+        Query::Nested { path, query } => lower_in(query, &format!("{prefix}{}.", path.display())),
+    }
+}
+
+fn value_test(value: &Literal) -> Test {
+    match value.has_wildcard() {
+        true => Test::Glob {
+            pattern: literal_glob(value),
+            case: GlobCase::LowerOnText,
+        },
+        false => Test::Match {
+            text: value.display(),
+            phrase: value.quoted,
+        },
+    }
+}
+
+fn field_sel(field: &Literal, prefix: &str) -> FieldSel {
+    let written = format!("{prefix}{}", field.display());
+    match field.has_wildcard() {
+        true => {
+            let mut pattern = glob::literal(prefix);
+            pattern.extend(literal_glob(field));
+            FieldSel::Pattern { pattern, written }
+        }
+        false => FieldSel::Name(written),
+    }
+}
+
+/// A literal as a glob: its `*` are wildcards, every other character (`?` too) literal.
+fn literal_glob(lit: &Literal) -> Vec<WildToken> {
+    let mut out = Vec::new();
+    for c in &lit.chunks {
+        match c {
+            Chunk::Star => out.push(WildToken::AnyRun),
+            Chunk::Text(t) => out.extend(glob::literal(t)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::dsl::{self, Filter};
 use super::kql::{self, Query, SyntaxError};
+use crate::cond::Cond;
 
 /// Kibana's defaults for rules that do not set them.
 pub const DEFAULT_INTERVAL: &str = "5m";
@@ -69,13 +70,34 @@ impl RuleVersion {
     }
 }
 
+/// A version ready to run: its query as its language parsed it (what `rules show` and `diff`
+/// print), its filters, and the condition both lower to, which is what runs.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub query: ParsedQuery,
+    pub filters: Vec<Filter>,
+    pub cond: Cond,
+}
+
+/// A query in the syntax tree of its language.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedQuery {
+    Kql(Query),
+}
+
+impl Compiled {
+    /// The KQL tree, for a version written in KQL.
+    pub fn kql(&self) -> Option<&Query> {
+        match &self.query {
+            ParsedQuery::Kql(q) => Some(q),
+        }
+    }
+}
+
 /// Whether a version can run, and if not, why.
 #[derive(Debug, Clone)]
 pub enum Status {
-    Ready {
-        query: Query,
-        filters: Vec<Filter>,
-    },
+    Ready(Compiled),
     /// EQL, ES|QL, machine learning, ...: listed, not run.
     Unsupported {
         language: String,
@@ -88,13 +110,13 @@ pub enum Status {
 
 impl Status {
     pub fn is_ready(&self) -> bool {
-        matches!(self, Status::Ready { .. })
+        matches!(self, Status::Ready(_))
     }
 
     /// One line saying why a version cannot run (empty when it can).
     pub fn problem(&self) -> String {
         match self {
-            Status::Ready { .. } => String::new(),
+            Status::Ready(_) => String::new(),
             Status::Unsupported { language } => {
                 format!("language `{language}` is not supported yet (only kuery runs)")
             }
@@ -283,7 +305,11 @@ pub fn compile(rule: &RuleVersion) -> Status {
         Err(e) => return Status::SyntaxError(e),
     };
     match dsl::parse_filters(&rule.filters) {
-        Ok(filters) => Status::Ready { query, filters },
+        Ok(filters) => Status::Ready(Compiled {
+            cond: Cond::And(vec![kql::lower(&query), dsl::lower(&filters)]),
+            query: ParsedQuery::Kql(query),
+            filters,
+        }),
         Err(e) => Status::BadFilter(e),
     }
 }

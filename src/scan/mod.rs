@@ -358,7 +358,7 @@ impl<'a> Scanner<'a> {
             let values: Vec<_> = text
                 .iter()
                 .filter_map(|&id| match &plan.leaves[id].test {
-                    Test::Text { value, .. } => Some(value.clone()),
+                    Test::Text { query, .. } => Some(query.clone()),
                     _ => None,
                 })
                 .collect();
@@ -570,8 +570,8 @@ impl<'a> Scanner<'a> {
                     let matched = version
                         .positive
                         .iter()
-                        .filter(|&&id| bits[id].as_ref().is_some_and(|b| b.value(r)))
-                        .map(|&id| self.plan.leaves[id].label.clone())
+                        .filter(|(id, _)| bits[*id].as_ref().is_some_and(|b| b.value(r)))
+                        .map(|(_, label)| label.clone())
                         .collect();
                     out.push(RowHit {
                         version: v,
@@ -606,17 +606,13 @@ impl<'a> Scanner<'a> {
             .collect();
         let mut out: Vec<Vec<bool>> = vec![vec![false; rows]; leaves.len()];
         let mut memo: foldhash::HashMap<String, Vec<bool>> = Default::default();
-        let types = &self.plan.types;
         for_each_value(array, &mut |pos, value| {
             let row = rows_of.map_or(pos, |m| m[pos]);
             let results = match memo.get(value) {
                 Some(r) => r,
                 None => {
                     let mut forms = ValueForms::new(value);
-                    let r = leaves
-                        .iter()
-                        .map(|l| l.matches_forms(&mut forms, types))
-                        .collect();
+                    let r = leaves.iter().map(|l| l.matches_forms(&mut forms)).collect();
                     memo.entry(value.to_string()).or_insert(r)
                 }
             };

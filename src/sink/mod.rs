@@ -23,6 +23,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::ingest::format_micros;
+use crate::plan::Role;
 use crate::scan::TRIAGE_FIELDS;
 
 pub mod spool;
@@ -32,6 +33,9 @@ pub mod spool;
 pub struct Hit {
     pub rule_id: String,
     pub rule_version: u32,
+    /// What the version ran as: itself (every hit of a hit table), or a backtest's what-if or
+    /// ground truth.
+    pub role: Role,
     pub rule_name: String,
     pub severity: String,
     pub risk_score: f64,
@@ -96,6 +100,7 @@ pub fn order(a: &Hit, b: &Hit) -> std::cmp::Ordering {
     (
         &a.rule_id,
         a.rule_version,
+        a.role,
         a.timestamp_us,
         &a.dataset,
         &a.file,
@@ -104,6 +109,7 @@ pub fn order(a: &Hit, b: &Hit) -> std::cmp::Ordering {
         .cmp(&(
             &b.rule_id,
             b.rule_version,
+            b.role,
             b.timestamp_us,
             &b.dataset,
             &b.file,

@@ -14,6 +14,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{order, Hit};
+use crate::plan::Role;
 use crate::scan::TRIAGE_FIELDS;
 
 /// Hits handed to the consumer at a time.
@@ -218,9 +219,18 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// A hit as bytes: numbers little-endian, strings length-prefixed, an absent field as
 /// length `u64::MAX`.
+fn role_byte(role: Role) -> u8 {
+    match role {
+        Role::Version => 0,
+        Role::WhatIf => 1,
+        Role::GroundTruth => 2,
+    }
+}
+
 fn encode(h: &Hit, out: &mut Vec<u8>) {
     put_str(out, &h.rule_id);
     out.extend_from_slice(&h.rule_version.to_le_bytes());
+    out.push(role_byte(h.role));
     put_str(out, &h.rule_name);
     put_str(out, &h.severity);
     out.extend_from_slice(&h.risk_score.to_le_bytes());
@@ -288,6 +298,12 @@ impl RunReader {
             .map_err(|e| self.error(e))?;
         let rule_id = self.string(u64::from_le_bytes(first))?;
         let rule_version = u32::from_le_bytes(self.array()?);
+        let role = match self.array::<1>()? {
+            [0] => Role::Version,
+            [1] => Role::WhatIf,
+            [2] => Role::GroundTruth,
+            [b] => return Err(format!("spooled hits {}: role {b}", self.path.display())),
+        };
         let rule_name = self.read_str()?;
         let severity = self.read_str()?;
         let risk_score = f64::from_le_bytes(self.array()?);
@@ -312,6 +328,7 @@ impl RunReader {
         Ok(Some(Hit {
             rule_id,
             rule_version,
+            role,
             rule_name,
             severity,
             risk_score,
@@ -369,6 +386,10 @@ mod tests {
         Hit {
             rule_id: format!("rule-{}", i % 3),
             rule_version: (i % 5) as u32,
+            role: match i % 7 {
+                0 => Role::WhatIf,
+                _ => Role::Version,
+            },
             rule_name: "name".into(),
             severity: "low".into(),
             risk_score: 21.5,

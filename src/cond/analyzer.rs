@@ -136,16 +136,17 @@ fn is_south_east_asian(c: char) -> bool {
 
 /// Java's `Character.toLowerCase` per code point: one character in, one out.
 pub fn lowercase(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            let mut lower = c.to_lowercase();
-            match (lower.next(), lower.next()) {
-                (Some(l), None) => l,
-                // Only U+0130 lowercases to two characters; Java maps it to `i`.
-                _ => 'i',
-            }
-        })
-        .collect()
+    s.chars().map(lower_char).collect()
+}
+
+/// One code point lowercased as Java's `Character.toLowerCase` does it.
+pub fn lower_char(c: char) -> char {
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) => l,
+        // Only U+0130 lowercases to two characters; Java maps it to `i`.
+        _ => 'i',
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,13 @@ pub enum FieldType {
     Keyword,
     /// Analyzed text.
     Text(Analyzer),
+    /// `long` and the other integer types.
     Long,
+    /// `float`: values and query bounds at 32-bit precision.
+    Float,
     Double,
+    /// `scaled_float` with its `scaling_factor`: values stored as whole units of 1/factor.
+    ScaledFloat(u32),
     Date,
     Ip,
     Boolean,
