@@ -53,10 +53,12 @@ impl VersionSelect {
     }
 }
 
-/// What a hunt runs over; the default is every version of no pack over no dataset, with
-/// every other option at its usual value.
+/// What a hunt runs over; the default is every version of the built-in pack over no
+/// dataset, with every other option at its usual value.
 #[derive(Debug, Clone, Default)]
 pub struct HuntOptions {
+    /// Rule packs, files or directories; none: the built-in seed pack
+    /// ([`crate::rules::pack::BUILTIN`]).
     pub packs: Vec<PathBuf>,
     pub version_lock: Option<PathBuf>,
     pub datasets: Vec<PathBuf>,

@@ -1,4 +1,7 @@
-//! The `quarry` command: a thin shell over the library (see `quarry::cli`).
+//! The `quarry` command: a thin shell over the library. [`cli`] parses arguments, draws
+//! progress and prints summaries; everything it runs is the `quarry` library's.
+
+mod cli;
 
 // Conversion allocates per field on worker threads and frees on the buffering thread;
 // jemalloc handles that cross-thread pattern with far less time in free() than glibc.
@@ -12,5 +15,5 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    std::process::exit(quarry::cli::main());
+    std::process::exit(cli::main());
 }

@@ -93,7 +93,7 @@ pub struct State {
     record: Record,
     /// Segments the unsaved record no longer names: removed once it is saved.
     obsolete: Vec<String>,
-    _lock: File,
+    _lock: crate::lock::Lock,
 }
 
 impl State {

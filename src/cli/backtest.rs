@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::hunt::{failed, SelectArgs};
 use super::Bar;
-use crate::backtest::{self, BacktestOptions, BacktestReport, TruthSource};
+use quarry::backtest::{self, BacktestOptions, BacktestReport, TruthSource};
 
 #[derive(clap::Args, Debug)]
 pub struct BacktestArgs {

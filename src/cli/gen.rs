@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::gen::{self, GenOptions};
-use crate::ingest::{ConvertOptions, MappingProfile};
-use crate::rules::pack::{self, LoadOptions};
+use quarry::gen::{self, GenOptions};
+use quarry::ingest::{ConvertOptions, MappingProfile};
+use quarry::rules::pack::{self, LoadOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct GenArgs {
@@ -43,7 +43,7 @@ pub struct GenArgs {
     /// Attack campaigns to inject (default: one per 25,000 events, at least 2).
     #[arg(long)]
     campaigns: Option<u64>,
-    /// Rule packs whose versions get synthesised true positives (default: datasets/rules).
+    /// Rule packs whose versions get synthesised true positives (default: the built-in seed pack).
     #[arg(long = "rules")]
     rules: Vec<PathBuf>,
     /// A converted dataset whose script blocks replace the built-in benign families.
@@ -87,20 +87,8 @@ pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
         eprintln!("quarry: --distinct must be between 0 and 1");
         return 2;
     }
-    let default_pack = PathBuf::from(super::rules::DEFAULT_PACK);
-    let packs = if !args.rules.is_empty() {
-        args.rules.clone()
-    } else if default_pack.exists() {
-        vec![default_pack]
-    } else {
-        if !args.quiet {
-            eprintln!(
-                "note: {} not found here; no rule-synthesised attacks (give --rules)",
-                default_pack.display()
-            );
-        }
-        Vec::new()
-    };
+    // No pack named: the built-in seed pack.
+    let packs = args.rules.clone();
     let pack = match pack::load(&packs, &LoadOptions::default()) {
         Ok(p) => p,
         Err(e) => {
@@ -109,7 +97,7 @@ pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
         }
     };
     let corpus = match &args.corpus {
-        Some(dir) => match crate::ingest::dataset::script_blocks(dir) {
+        Some(dir) => match quarry::ingest::dataset::script_blocks(dir) {
             Ok(c) if !c.is_empty() => c,
             Ok(_) => {
                 eprintln!("quarry: --corpus {}: no script blocks found", dir.display());
@@ -143,7 +131,7 @@ pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
         ndjson: args.ndjson.clone(),
         convert: ConvertOptions {
             mapping,
-            layout: crate::ingest::writer::LayoutConfig {
+            layout: quarry::ingest::writer::LayoutConfig {
                 memory_budget: (args.memory_mb.max(2) << 20) / 2,
                 ..Default::default()
             },
@@ -187,14 +175,14 @@ pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
                         i.campaign,
                         i.host,
                         i.user,
-                        crate::ingest::format_micros(i.start_us),
-                        crate::ingest::format_micros(i.end_us)
+                        quarry::ingest::format_micros(i.start_us),
+                        quarry::ingest::format_micros(i.end_us)
                     );
                 }
             }
             0
         }
-        Err(crate::ingest::IngestError::Cancelled) => {
+        Err(quarry::ingest::IngestError::Cancelled) => {
             eprintln!("quarry: interrupted; the dataset is unchanged");
             130
         }

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use super::rules::DEFAULT_PACK;
 use super::Bar;
-use crate::hunt::{self, HuntError, HuntOptions, HuntProgress, VersionSelect};
-use crate::ingest::format_micros;
-use crate::scan::TimeRange;
-use crate::sink::{Format, HitWriter};
+use quarry::hunt::{self, HuntError, HuntOptions, HuntProgress, VersionSelect};
+use quarry::ingest::format_micros;
+use quarry::scan::TimeRange;
+use quarry::sink::{Format, HitWriter};
 
 /// The dataset `hunt` reads when none is given.
 pub const DEFAULT_DATASET: &str = "datasets/sample";
@@ -20,14 +19,15 @@ pub const DEFAULT_DATASET: &str = "datasets/sample";
 #[derive(clap::Args, Debug)]
 pub struct SelectArgs {
     /// Rule packs: quarry pack TOML, detection-rules TOML, Kibana/Fleet JSON or NDJSON
-    /// exports, files or directories.
-    #[arg(long = "rules", num_args = 1.., default_value = DEFAULT_PACK)]
+    /// exports, files or directories (default: the seed rule's 29 versions, built in).
+    #[arg(long = "rules", num_args = 1..)]
     packs: Vec<PathBuf>,
     /// detection-rules' version.lock.json, giving TOML rules their version.
     #[arg(long)]
     version_lock: Option<PathBuf>,
-    /// Datasets written by `quarry convert` or `quarry gen`.
-    #[arg(long = "data", num_args = 1.., default_value = DEFAULT_DATASET)]
+    /// Datasets written by `quarry convert` or `quarry gen` (default: the shipped sample,
+    /// datasets/sample, when run from the checkout).
+    #[arg(long = "data", num_args = 1..)]
     datasets: Vec<PathBuf>,
     /// Only events at or after this time (RFC 3339, or a date meaning its midnight UTC).
     #[arg(long)]
@@ -47,6 +47,22 @@ pub struct SelectArgs {
 }
 
 impl SelectArgs {
+    /// The datasets named, else the shipped sample where it is.
+    fn datasets(&self) -> Result<Vec<PathBuf>, String> {
+        if !self.datasets.is_empty() {
+            return Ok(self.datasets.clone());
+        }
+        let sample = PathBuf::from(DEFAULT_DATASET);
+        match sample.join("_quarry/dataset.json").is_file() {
+            true => Ok(vec![sample]),
+            false => Err(format!(
+                "no --data given, and the shipped sample ({DEFAULT_DATASET}) is not in this \
+                 directory: pass --data DATASET, a directory written by `quarry convert` or \
+                 `quarry gen` (or run from the quarry checkout)"
+            )),
+        }
+    }
+
     /// The hunt's options, or what is wrong with the arguments.
     pub fn options(&self) -> Result<HuntOptions, String> {
         let versions =
@@ -63,7 +79,7 @@ impl SelectArgs {
         Ok(HuntOptions {
             packs: self.packs.clone(),
             version_lock: self.version_lock.clone(),
-            datasets: self.datasets.clone(),
+            datasets: self.datasets()?,
             rules: self.rules.clone(),
             versions,
             range,
@@ -172,9 +188,9 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
         }
     };
     let spill = writer.spill_prefix();
-    let mut write = |hits: &[crate::sink::Hit]| writer.write(hits);
+    let mut write = |hits: &[quarry::sink::Hit]| writer.write(hits);
     let result = match &args.state {
-        Some(dir) => crate::state::hunt_incremental(&opts, dir, &bar, cancel, &spill, &mut write)
+        Some(dir) => quarry::state::hunt_incremental(&opts, dir, &bar, cancel, &spill, &mut write)
             .map(|(report, inc)| (report, Some(inc))),
         None => hunt::hunt_into(&opts, &bar, cancel, &spill, &mut write).map(|r| (r, None)),
     };

@@ -16,8 +16,8 @@ mod gen;
 mod hunt;
 mod rules;
 
-use crate::ingest::writer::{Codec, LayoutConfig};
-use crate::ingest::{
+use quarry::ingest::writer::{Codec, LayoutConfig};
+use quarry::ingest::{
     self, ConvertOptions, ConvertProgress, ConvertReport, IngestError, MappingProfile,
 };
 

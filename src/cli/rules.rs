@@ -5,21 +5,18 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::cond::analyzer::Analyzer;
-use crate::cond::fields::{FieldType, FieldTypes};
-use crate::rules::dsl::Filter;
-use crate::rules::kql::{Literal, Query};
-use crate::rules::pack::{self, Compiled, LoadOptions, LoadedVersion, Pack, ParsedQuery, Status};
-
-/// The pack used when none is given: the seed rule shipped with quarry.
-pub const DEFAULT_PACK: &str = "datasets/rules";
+use quarry::cond::analyzer::Analyzer;
+use quarry::cond::fields::{FieldType, FieldTypes};
+use quarry::rules::dsl::Filter;
+use quarry::rules::kql::{Literal, Query};
+use quarry::rules::pack::{self, Compiled, LoadOptions, LoadedVersion, Pack, ParsedQuery, Status};
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
     /// Load and compile every version; list problems with their location. Exit status 1 when
     /// anything failed to load or compile.
     Check {
-        /// Rule packs: files or directories (default: datasets/rules).
+        /// Rule packs: files or directories (default: the built-in seed pack).
         packs: Vec<PathBuf>,
         /// detection-rules' version.lock.json, for TOML rules without a version.
         #[arg(long)]
@@ -109,12 +106,8 @@ pub fn run(cmd: RulesCommand) -> i32 {
 }
 
 fn load(packs: &[PathBuf], version_lock: Option<PathBuf>) -> Result<Pack, i32> {
-    let packs = if packs.is_empty() {
-        vec![PathBuf::from(DEFAULT_PACK)]
-    } else {
-        packs.to_vec()
-    };
-    pack::load(&packs, &LoadOptions { version_lock }).map_err(|e| {
+    // No pack named: the built-in seed pack.
+    pack::load(packs, &LoadOptions { version_lock }).map_err(|e| {
         eprintln!("quarry: rule pack {e}");
         2
     })

@@ -92,7 +92,7 @@ impl Manifest {
 /// An open dataset, locked for writing while this value lives.
 pub struct Dataset {
     root: PathBuf,
-    _lock: File,
+    _lock: crate::lock::Lock,
     pub manifest: Manifest,
     /// Notes on what opening had to repair (rolled-forward or discarded runs).
     pub repairs: Vec<String>,

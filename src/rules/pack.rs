@@ -233,7 +233,15 @@ impl std::fmt::Display for PackError {
 
 impl std::error::Error for PackError {}
 
-/// Loads every rule version under `paths` (files or directories).
+/// The rule pack quarry ships (`datasets/rules/`: the seed rule with its 29 locked versions),
+/// built into the library so that it is the default from any directory: (name, text).
+pub const BUILTIN: &[(&str, &str)] = &[(
+    "datasets/rules/61ac3638-40a3-44b2-855a-985636ca985e.toml (built in)",
+    include_str!("../../datasets/rules/61ac3638-40a3-44b2-855a-985636ca985e.toml"),
+)];
+
+/// Loads every rule version under `paths` (files or directories); no path at all loads
+/// the [`BUILTIN`] pack.
 pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Pack, PackError> {
     let lock = match &opts.version_lock {
         Some(p) => read_version_lock(p)?,
@@ -258,6 +266,11 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<Pack, PackError> {
     };
     for f in &files {
         reader.read_file(f);
+    }
+    if paths.is_empty() {
+        for (name, text) in BUILTIN {
+            reader.read_toml(name, text);
+        }
     }
     let mut pack = reader.pack;
     pack.versions = reader

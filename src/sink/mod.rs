@@ -216,7 +216,7 @@ pub struct HitWriter {
     path: PathBuf,
     tmp: tempfile::NamedTempFile,
     out: Output,
-    _lock: File,
+    _lock: crate::lock::Lock,
 }
 
 enum Output {
