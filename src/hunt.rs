@@ -24,7 +24,7 @@ use crate::rules::pack::{self, LoadOptions, LoadedVersion, RuleVersion, Status};
 use crate::scan::script::ScriptSummary;
 use crate::scan::{Part, RowHit, Scanner, TimeRange};
 use crate::sink::spool::{self, Spool};
-use crate::sink::{EventRef, Hit, Summarizer, VersionSummary};
+use crate::sink::{EventRef, Hit, Summarizer, VersionSummary, TRIAGE_FIELDS};
 
 /// Which versions of each selected rule run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -376,7 +376,7 @@ pub fn hunt_into(
     let scanners = sources
         .iter()
         .map(|s| {
-            let mut scanner = Scanner::new(&s.plan)?;
+            let mut scanner = Scanner::new(&s.plan, TRIAGE_FIELDS)?;
             if opts.summarise_scripts {
                 scanner.summarise_scripts(SCRIPT_TEXT);
             }

@@ -310,6 +310,13 @@ fn document(rng: &mut Rng, i: usize) -> serde_json::Value {
             serde_json::json!({"pid": rng.below(5000)}),
         );
     }
+    if rng.chance(50) {
+        // Around 4.5, where 32-bit and 64-bit comparisons part (the field is a `float`).
+        let bits = rng.pick(&["4.4999999", "4.49999", "4.5", "4.5000001", "4.50001", "3.2"]);
+        let bits: f64 = bits.parse().expect("a number");
+        let powershell = obj.entry("powershell").or_insert(serde_json::json!({}));
+        powershell["file"]["script_block_entropy_bits"] = serde_json::json!(bits);
+    }
     doc
 }
 
@@ -340,8 +347,12 @@ fn text_value(rng: &mut Rng) -> String {
 }
 
 fn leaf(rng: &mut Rng) -> String {
-    match rng.below(14) {
+    match rng.below(15) {
         0..=4 => format!("powershell.file.script_block_text: {}", text_value(rng)),
+        14 => format!(
+            "powershell.file.script_block_entropy_bits {} 4.5",
+            rng.pick(&["<", ">=", ">", "<=", ":"])
+        ),
         5 => format!("message: {}", text_value(rng)),
         6 => format!(
             "event.code: {}",

@@ -485,6 +485,93 @@ fn long_values() -> Vec<Case> {
     ]
 }
 
+/// Numbers compare as the field is mapped: `float` at 32-bit precision (81fe9dc6 v318–v320
+/// ask `script_block_entropy_bits >= 4.5`, and 4.4999999 is 4.5 as a float), `long` exactly
+/// (a decimal term matches nothing), `wildcard` command lines with no `ignore_above`, the
+/// Windows event data as keywords.
+fn numbers_as_mapped() -> Vec<Case> {
+    const BITS: &str = "powershell.file.script_block_entropy_bits";
+    const CMD: &str = "process.command_line";
+    vec![
+        p(
+            "powershell.file.script_block_entropy_bits >= 4.5",
+            &[(BITS, "4.4999999")],
+            true,
+        ),
+        p(
+            "powershell.file.script_block_entropy_bits >= 4.5",
+            &[(BITS, "4.49999")],
+            false,
+        ),
+        p(
+            "powershell.file.script_block_entropy_bits < 4.5",
+            &[(BITS, "4.4999999")],
+            false,
+        ),
+        p(
+            "powershell.file.script_block_entropy_bits: 4.5",
+            &[(BITS, "4.50000001")],
+            true,
+        ),
+        p(
+            "event.risk_score: 21",
+            &[("event.risk_score", "21.0000001")],
+            true,
+        ),
+        p("process.pid: 4104", &[("process.pid", "4104")], true),
+        p("process.pid: 4104.0", &[("process.pid", "4104")], true),
+        p("process.pid: 4104.5", &[("process.pid", "4104")], false),
+        p("process.pid > 4103.5", &[("process.pid", "4104")], true),
+        p(
+            "process.pid: 9007199254740993",
+            &[("process.pid", "9007199254740993")],
+            true,
+        ),
+        p(
+            "process.pid: 9007199254740992",
+            &[("process.pid", "9007199254740993")],
+            false,
+        ),
+        p("process.command_line: x*", &[(CMD, &LONG_PATH)], true),
+        p(
+            "winlog.event_data.LogonType: 3",
+            &[("winlog.event_data.LogonType", "3")],
+            true,
+        ),
+        p(
+            "winlog.event_data.LogonType >= 10",
+            &[("winlog.event_data.LogonType", "3")],
+            true,
+        ),
+        p(
+            "winlog.event_data.IpAddress: 10.0.0.0/8",
+            &[("winlog.event_data.IpAddress", "10.1.2.3")],
+            false,
+        ),
+        p("source.ip: 10.0.0.0/8", &[("source.ip", "10.1.2.3")], true),
+        p(
+            "host.cpu.usage >= 0.1234",
+            &[("host.cpu.usage", "0.1234")],
+            false,
+        ),
+        p(
+            "host.cpu.usage: 0.1234",
+            &[("host.cpu.usage", "0.1229")],
+            true,
+        ),
+        p(
+            "host.cpu.usage <= 79.99",
+            &[("host.cpu.usage", "79.99")],
+            true,
+        ),
+        p(
+            "process.interactive: *",
+            &[("process.interactive", "true")],
+            true,
+        ),
+    ]
+}
+
 fn ranges() -> Vec<Case> {
     vec![
         p(
@@ -564,8 +651,18 @@ fn ranges() -> Vec<Case> {
             &[("@timestamp", "2024-01-06T00:00:00Z")],
             false,
         ),
-        p("winlog.record_id:42", &[("winlog.record_id", "42")], true),
-        p("winlog.record_id:042", &[("winlog.record_id", "42")], true),
+        p(
+            "winlog.process.pid:42",
+            &[("winlog.process.pid", "42")],
+            true,
+        ),
+        p(
+            "winlog.process.pid:042",
+            &[("winlog.process.pid", "42")],
+            true,
+        ),
+        // The integrations map the record id as a keyword (their pipeline makes it a string).
+        p("winlog.record_id:042", &[("winlog.record_id", "42")], false),
         p("host.name > m", &[("host.name", "n")], true),
         p("host.name > m", &[("host.name", "a")], false),
         p(
@@ -756,6 +853,7 @@ fn the_matching_contract() {
         ("exists and missing fields", exists_and_missing()),
         ("values over ignore_above", long_values()),
         ("ranges", ranges()),
+        ("numbers as mapped", numbers_as_mapped()),
         ("ip", ips()),
         ("arrays and value lists", arrays_and_lists()),
         ("escapes and quirks", escapes_and_quirks()),

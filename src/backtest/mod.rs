@@ -666,7 +666,7 @@ fn example(h: &Hit, cx: &Context) -> Example {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::TRIAGE_FIELDS;
+    use crate::sink::TRIAGE_FIELDS;
 
     #[test]
     fn executions_search_by_the_override_and_fall_back_to_the_event_time() {

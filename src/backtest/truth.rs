@@ -23,8 +23,8 @@ use super::diff::EventRef;
 use super::MALICIOUS;
 use crate::ingest::doc::Value;
 use crate::ingest::{format_micros, parse_timestamp};
-use crate::scan::TRIAGE_FIELDS;
 use crate::sink::Hit;
+use crate::sink::TRIAGE_FIELDS;
 
 /// Where the ground truth comes from.
 #[derive(Debug, Clone, PartialEq)]

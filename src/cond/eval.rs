@@ -198,6 +198,7 @@ fn value_test(test: &Test, ty: FieldType, v: &str) -> bool {
     match ty {
         // Keyword values over `ignore_above` are not indexed: no test sees them.
         FieldType::Keyword => v.chars().count() <= KEYWORD_IGNORE_ABOVE && term_matches(test, v),
+        FieldType::Wildcard => term_matches(test, v),
         FieldType::Boolean => match test {
             Test::Exists => parse_bool(v).is_some(),
             Test::Glob { .. } | Test::Prefix { .. } => false,
@@ -302,7 +303,9 @@ impl Typed {
             }
             FieldType::Date => Typed::Date(parse_date_bounds(v)?.0),
             FieldType::Ip => Typed::Ip(v.parse().ok()?),
-            FieldType::Keyword | FieldType::Text(_) | FieldType::Boolean => return None,
+            FieldType::Keyword | FieldType::Wildcard | FieldType::Text(_) | FieldType::Boolean => {
+                return None
+            }
         })
     }
 
@@ -319,10 +322,8 @@ impl Typed {
             },
             Typed::Float(x) => q.parse::<f32>().is_ok_and(|want| want == x),
             Typed::Double(x) => q.parse::<f64>().is_ok_and(|want| want == x),
-            Typed::Scaled { units, factor } => q
-                .parse::<f64>()
-                .ok()
-                .and_then(|f| java_round(f * factor))
+            Typed::Scaled { units, factor } => scale_query(q, factor)
+                .and_then(java_round)
                 .is_some_and(|want| want == units),
             Typed::Date(t) => parse_date_bounds(q).is_some_and(|(lo, hi)| lo <= t && t <= hi),
             Typed::Ip(addr) => ip_matches(q, addr),
@@ -371,6 +372,33 @@ impl Typed {
 fn java_round(x: f64) -> Option<i64> {
     let r = (x + 0.5).floor();
     (r.is_finite() && r.abs() < 9.2e18).then_some(r as i64)
+}
+
+/// A query value times a scaling factor as `ScaledFloatFieldMapper.scale` computes it: the
+/// value's shortest decimal form multiplied exactly, then rounded once to a double (so
+/// `79.99` at factor 100 is 7999, not 7998.999…).
+fn scale_query(q: &str, factor: f64) -> Option<f64> {
+    let value = q.parse::<f64>().ok().filter(|v| v.is_finite())?;
+    let text = format!("{value:e}");
+    let (mantissa, exp) = text.split_once('e')?;
+    let exp: i32 = exp.parse().ok()?;
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: u128 = format!("{whole}{frac}").parse().ok()?;
+    let exact = digits
+        .checked_mul(factor as u128)
+        .filter(|_| factor.fract() == 0.0);
+    match exact {
+        Some(product) => {
+            let sign = if negative { "-" } else { "" };
+            let e = exp - frac.len() as i32;
+            format!("{sign}{product}e{e}").parse().ok()
+        }
+        None => Some(value * factor),
+    }
 }
 
 /// A scaled float's range: the scaled bound is moved past itself when exclusive, then

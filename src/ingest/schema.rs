@@ -1,10 +1,14 @@
-//! Column types of the dataset: which ECS and Windows fields are numbers, dates or arrays.
+//! Column types of the dataset: how each field is stored, read off the one field catalog
+//! ([`crate::cond::fields`]) that matching uses too.
 //!
 //! Elasticsearch decides matching by field type, so the dataset stores each field with the
-//! type its Elastic mapping gives it: `@timestamp` as a UTC microsecond timestamp, `long` and
-//! `float` fields as numbers, fields ECS declares as arrays as list columns, and everything
-//! else — keywords, text and fields with no known type — as UTF-8 strings. A field that shows
-//! up as an array in any row becomes a list column for the whole file.
+//! type its Elastic mapping gives it: `@timestamp` as a UTC microsecond timestamp, integer
+//! and floating-point fields as numbers, fields ECS declares as arrays as list columns, and
+//! everything else — keywords, text, dates, booleans and fields with no known type — as UTF-8
+//! strings. A field that shows up as an array in any row becomes a list column for the whole
+//! file.
+
+use crate::cond::fields::{self, FieldType};
 
 /// Storage class of one column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,48 +24,7 @@ pub enum ColumnKind {
 pub const TIMESTAMP: &str = "@timestamp";
 
 /// The text of a PowerShell script block (event 4104).
-pub const SCRIPT_TEXT: &str = "powershell.file.script_block_text";
-
-/// Fields ECS declares as arrays: always list columns, even with one value.
-const LIST_FIELDS: &[&str] = &[
-    "event.category",
-    "event.type",
-    "related.user",
-    "related.hosts",
-    "related.ip",
-    "related.hash",
-    "process.args",
-    "process.parent.args",
-    "tags",
-    "host.ip",
-    "host.mac",
-];
-
-/// `long` fields of ECS and the Windows integration that rules compare as numbers.
-const INT_FIELDS: &[&str] = &[
-    "winlog.process.pid",
-    "winlog.process.thread.id",
-    "winlog.version",
-    "process.pid",
-    "process.parent.pid",
-    "process.args_count",
-    "process.thread.id",
-    "event.sequence",
-    "event.severity",
-    "powershell.sequence",
-    "powershell.total",
-    "powershell.file.script_block_length",
-    "powershell.file.script_block_unique_symbols",
-    "source.port",
-    "destination.port",
-];
-
-const FLOAT_FIELDS: &[&str] = &[
-    "powershell.file.script_block_entropy_bits",
-    "powershell.file.script_block_entropy_normalized",
-    "powershell.file.script_block_surprisal_stdev",
-    "event.risk_score",
-];
+pub use crate::cond::fields::SCRIPT_TEXT;
 
 /// Columns whose values are long free text: no page statistics are worth keeping for them.
 pub const BIG_TEXT_FIELDS: &[&str] = &[
@@ -74,18 +37,20 @@ pub const BIG_TEXT_FIELDS: &[&str] = &[
     "winlog.event_data.ContextInfo",
 ];
 
-/// The column kind a field is stored as, before looking at its values.
+/// The column kind a field is stored as, before looking at its values: as the field
+/// catalog ([`crate::cond::fields`]) maps it. Arrays are list columns of text, numbers
+/// numeric columns; dates other than `@timestamp`, booleans and everything else text.
 pub fn declared_kind(field: &str) -> Option<ColumnKind> {
     if field == TIMESTAMP {
-        Some(ColumnKind::Timestamp)
-    } else if LIST_FIELDS.contains(&field) {
-        Some(ColumnKind::StrList)
-    } else if INT_FIELDS.contains(&field) {
-        Some(ColumnKind::Int)
-    } else if FLOAT_FIELDS.contains(&field) {
-        Some(ColumnKind::Float)
-    } else {
-        None
+        return Some(ColumnKind::Timestamp);
+    }
+    if fields::is_array(field) {
+        return Some(ColumnKind::StrList);
+    }
+    match fields::declared_type(field)? {
+        FieldType::Long => Some(ColumnKind::Int),
+        FieldType::Float | FieldType::Double | FieldType::ScaledFloat(_) => Some(ColumnKind::Float),
+        _ => None,
     }
 }
 

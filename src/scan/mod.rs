@@ -44,20 +44,6 @@ pub mod script;
 use memo::{TextMemo, ValueKey};
 use script::ScriptSummary;
 
-/// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`.
-pub const TRIAGE_FIELDS: &[&str] = &[
-    "host.name",
-    "user.id",
-    "user.name",
-    "event.code",
-    "powershell.file.script_block_id",
-    "powershell.sequence",
-    "powershell.total",
-    "file.path",
-    // The usual `timestamp_override`: a backtest's schedule replay searches by it.
-    "event.ingested",
-];
-
 /// A Parquet file of a dataset, mapped into memory with its footer read.
 pub struct Part {
     /// Path relative to the dataset root, as hits refer to it.
@@ -303,7 +289,7 @@ pub struct RowHit {
     /// Row number in the file.
     pub row: u64,
     pub timestamp_us: i64,
-    /// [`TRIAGE_FIELDS`], in order.
+    /// The [`Scanner`]'s hit fields, in order.
     pub fields: Vec<Option<String>>,
     /// Labels of the version's non-negated leaves true on this row.
     pub matched: Vec<String>,
@@ -338,6 +324,8 @@ pub struct Scanner<'a> {
     plan: &'a Plan,
     /// The column whose value of each hit row is summarised, if asked.
     script_column: Option<String>,
+    /// The columns read for every hit row (the hit table's triage fields).
+    hit_fields: Vec<String>,
     columns: Vec<ColumnPlan>,
     /// Versions that can fire, grouped by identical programs (consecutive versions of a
     /// rule often leave the query unchanged): each group is evaluated once.
@@ -345,7 +333,9 @@ pub struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    pub fn new(plan: &'a Plan) -> Result<Scanner<'a>, String> {
+    /// The scanner of `plan`, whose hits carry the values of `hit_fields` (the hit table's
+    /// triage fields).
+    pub fn new(plan: &'a Plan, hit_fields: &[&str]) -> Result<Scanner<'a>, String> {
         let mut columns = Vec::new();
         for (name, ids) in plan.leaves_by_column() {
             let (text, leaves): (Vec<usize>, Vec<usize>) = ids
@@ -394,6 +384,7 @@ impl<'a> Scanner<'a> {
         Ok(Scanner {
             plan,
             script_column: None,
+            hit_fields: hit_fields.iter().map(|f| f.to_string()).collect(),
             columns,
             live: groups,
         })
@@ -537,7 +528,7 @@ impl<'a> Scanner<'a> {
         }
         let hit_rows: Vec<usize> = hit_rows.into_iter().collect();
         let selection = (hit_rows.len() < rows).then_some(hit_rows.as_slice());
-        let mut names = TRIAGE_FIELDS.to_vec();
+        let mut names: Vec<&str> = self.hit_fields.iter().map(String::as_str).collect();
         names.extend(self.script_column.as_deref());
         let triage = part.read(rg, &names, selection)?;
         let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
@@ -555,9 +546,10 @@ impl<'a> Scanner<'a> {
             .iter()
             .enumerate()
             .map(|(at, &r)| {
-                let fields = TRIAGE_FIELDS
+                let fields = self
+                    .hit_fields
                     .iter()
-                    .map(|f| triage.get(*f).and_then(|a| first_text(a.as_ref(), at)))
+                    .map(|f| triage.get(f).and_then(|a| first_text(a.as_ref(), at)))
                     .collect();
                 (r, fields)
             })

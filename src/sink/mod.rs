@@ -24,9 +24,26 @@ use parquet::file::properties::WriterProperties;
 
 use crate::ingest::format_micros;
 use crate::plan::Role;
-use crate::scan::TRIAGE_FIELDS;
 
 pub mod spool;
+
+/// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`: who and
+/// where, the script of a PowerShell event, the process of a process event, and the usual
+/// `timestamp_override` (a backtest's schedule replay searches by it).
+pub const TRIAGE_FIELDS: &[&str] = &[
+    "host.name",
+    "user.id",
+    "user.name",
+    "event.code",
+    "powershell.file.script_block_id",
+    "powershell.sequence",
+    "powershell.total",
+    "file.path",
+    "process.name",
+    "process.command_line",
+    "process.parent.name",
+    "event.ingested",
+];
 
 /// One row of the hit table.
 #[derive(Debug, Clone, PartialEq)]

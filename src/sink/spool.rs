@@ -13,9 +13,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{order, Hit};
+use super::{order, Hit, TRIAGE_FIELDS};
 use crate::plan::Role;
-use crate::scan::TRIAGE_FIELDS;
 
 /// Hits handed to the consumer at a time.
 pub const BATCH: usize = 8192;
