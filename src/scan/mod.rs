@@ -1,263 +1,44 @@
-//! The scan: a [`Plan`] evaluated over one (file, row group) unit at a time.
+//! The scan: a [`Plan`] evaluated over one (file, row group) unit at a time, or over one
+//! Arrow batch.
 //!
 //! A unit is decoded in two phases. First the cheap columns: `@timestamp` (for `--from`/
 //! `--to`) and every column whose leaves are keyword, numeric or date tests. Each leaf becomes
 //! one bit per row; a column's distinct values are tested once each (a value repeated on a
-//! thousand rows costs one test). The versions are then evaluated in three-valued logic with
-//! the big text columns still unknown: rows every version has decided, true or false, never
-//! decode those columns. The big columns are decoded only for the remaining rows (a Parquet
-//! row selection, which skips whole pages where it can) and matched by their
-//! [`TextMatcher`]. Last, the versions are evaluated exactly, and the triage fields are
-//! decoded for the hit rows alone.
+//! thousand rows costs one test). The versions are then evaluated in three-valued logic
+//! ([`logic`]) with the big text columns still unknown: rows every version has decided, true
+//! or false, never decode those columns. The big columns are decoded only for the remaining
+//! rows (a Parquet row selection, which skips whole pages where it can, or [`pages`] straight
+//! from the file) and matched by their [`TextMatcher`]. Last, the versions are evaluated
+//! exactly, and the hit fields are decoded for the hit rows alone.
 //!
-//! Files are memory-mapped once and shared by the units of every thread.
+//! [`Scanner::scan_batch`] runs the same leaves and programs over a batch already in memory
+//! (an embedding's, Spark's or a test's), all columns at once; a test checks that both paths
+//! find the same hits. [`part`] owns the files (memory-mapped once and shared by the units of
+//! every thread), [`values`] reads Arrow values as text. Nothing here knows a rule language.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, StringArray,
-    TimestampMicrosecondArray,
-};
+use arrow::array::{Array, ArrayRef, TimestampMicrosecondArray, UInt64Array};
 use arrow::buffer::BooleanBuffer;
-use arrow::record_batch::{RecordBatch, RecordBatchReader};
-use bytes::Bytes;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-};
-use parquet::arrow::ProjectionMask;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
-use parquet::file::reader::ChunkReader;
-use parquet::file::statistics::Statistics;
+use arrow::record_batch::RecordBatch;
 
-use crate::ingest::doc::format_float;
-use crate::ingest::format_micros;
 use crate::ingest::schema::{self, TIMESTAMP};
 use crate::plan::text::{Hits, Scratch, TextMatcher};
-use crate::plan::{Expr, Leaf, Plan, Test, ValueForms};
+use crate::plan::{Leaf, Plan, Test, ValueForms};
 
+pub mod logic;
 pub mod memo;
 pub mod pages;
+pub mod part;
 pub mod script;
+pub mod values;
 
+use logic::{eval2, eval3};
 use memo::{TextMemo, ValueKey};
+pub use part::{check_byte_ranges, read_footer, Part};
 use script::ScriptSummary;
-
-/// A Parquet file of a dataset, mapped into memory with its footer read.
-pub struct Part {
-    /// Path relative to the dataset root, as hits refer to it.
-    pub rel: String,
-    map: Arc<memmap2::Mmap>,
-    data: Bytes,
-    meta: ArrowReaderMetadata,
-}
-
-/// The mapping as the byte source of [`Bytes`] slices, shared with the [`Part`].
-struct SharedMap(Arc<memmap2::Mmap>);
-
-impl AsRef<[u8]> for SharedMap {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Part {
-    pub fn open(root: &Path, rel: &str) -> Result<Part, String> {
-        let path = root.join(rel);
-        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open: {e}"))?;
-        // SAFETY: parts are written once (staged, then renamed) and never modified in place.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
-        let map = Arc::new(map);
-        let data = Bytes::from_owner(SharedMap(Arc::clone(&map)));
-        let meta = read_footer(&data)?;
-        Ok(Part {
-            rel: rel.to_string(),
-            map,
-            data,
-            meta,
-        })
-    }
-
-    pub fn row_groups(&self) -> usize {
-        self.meta.metadata().num_row_groups()
-    }
-
-    pub fn row_group_rows(&self, rg: usize) -> usize {
-        self.meta.metadata().row_group(rg).num_rows().max(0) as usize
-    }
-
-    /// Lets the pages of row group `rg` leave this process's resident memory (they stay in
-    /// the page cache): without it the resident size of a hunt grows with the data read.
-    pub fn release(&self, rg: usize) {
-        let Some(group) = self.meta.metadata().row_groups().get(rg) else {
-            return;
-        };
-        let ranges = group.columns().iter().map(|c| c.byte_range());
-        let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0) as usize;
-        let end = ranges.map(|(s, l)| s + l).max().unwrap_or(0) as usize;
-        if start < end && end <= self.map.len() {
-            // SAFETY: the mapping is shared and read-only, so dropped pages are read again
-            // from the file on the next access (by any thread) with the same contents.
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start,
-                    end - start,
-                )
-            };
-        }
-    }
-
-    pub fn row_group_bytes(&self, rg: usize) -> u64 {
-        self.meta.metadata().row_group(rg).compressed_size().max(0) as u64
-    }
-
-    /// The top-level column names.
-    pub fn columns(&self) -> Vec<String> {
-        self.meta
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect()
-    }
-
-    /// Columns whose values are null in every row of this file, per the footer statistics.
-    pub fn all_null_columns(&self) -> BTreeSet<String> {
-        let md = self.meta.metadata();
-        let descr = md.file_metadata().schema_descr();
-        let mut all_null: HashMap<String, bool> = HashMap::new();
-        for rg in md.row_groups() {
-            for (i, col) in rg.columns().iter().enumerate() {
-                let name = descr.column(i).path().parts()[0].clone();
-                let null_here = col
-                    .statistics()
-                    .and_then(Statistics::null_count_opt)
-                    .is_some_and(|n| n >= rg.num_rows() as u64 && rg.num_rows() > 0);
-                *all_null.entry(name).or_insert(true) &= null_here;
-            }
-        }
-        all_null
-            .into_iter()
-            .filter(|(_, all)| *all)
-            .map(|(n, _)| n)
-            .collect()
-    }
-
-    /// The `@timestamp` bounds of a row group from its statistics.
-    pub fn time_bounds(&self, rg: usize) -> Option<(i64, i64)> {
-        let md = self.meta.metadata();
-        let descr = md.file_metadata().schema_descr();
-        let i =
-            (0..descr.num_columns()).find(|&i| descr.column(i).path().parts()[0] == TIMESTAMP)?;
-        match md.row_group(rg).column(i).statistics()? {
-            Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
-            _ => None,
-        }
-    }
-
-    /// The leaf index of top-level column `name` when it is a single, unnested leaf.
-    fn flat_leaf(&self, name: &str) -> Option<usize> {
-        let descr = self.meta.parquet_schema();
-        (0..descr.num_columns()).find(|&i| {
-            let column = descr.column(i);
-            let parts = column.path().parts();
-            parts.len() == 1 && parts[0] == name
-        })
-    }
-
-    /// Decodes `names` (those this file has) of row group `rg`, for the selected rows only.
-    fn read(
-        &self,
-        rg: usize,
-        names: &[&str],
-        selection: Option<&[usize]>,
-    ) -> Result<HashMap<String, ArrayRef>, String> {
-        let descr = self.meta.parquet_schema();
-        let leaves: Vec<usize> = (0..descr.num_columns())
-            .filter(|&i| names.contains(&descr.column(i).path().parts()[0].as_str()))
-            .collect();
-        if leaves.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows = self.row_group_rows(rg);
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.data.clone(),
-            self.meta.clone(),
-        )
-        .with_row_groups(vec![rg])
-        .with_projection(ProjectionMask::leaves(descr, leaves))
-        .with_batch_size(rows.max(1));
-        if let Some(selected) = selection {
-            let mut keep = vec![false; rows];
-            for &r in selected {
-                keep[r] = true;
-            }
-            let filter = BooleanArray::from(keep);
-            builder = builder.with_row_selection(RowSelection::from_filters(&[filter]));
-        }
-        let reader = builder.build().map_err(|e| e.to_string())?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<Result<Vec<RecordBatch>, _>>()
-            .map_err(|e| e.to_string())?;
-        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
-        Ok(schema
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            .map(|(f, a)| (f.name().clone(), Arc::clone(a)))
-            .collect())
-    }
-}
-
-/// Reads the footer (and page index, when there is one) of a Parquet file, with its byte
-/// ranges checked ([`check_byte_ranges`]). The Arrow and Parquet readers panic on some
-/// damaged footers (a schema with an impossible type, say) rather than return an error;
-/// such a panic is caught here and becomes the error.
-pub fn read_footer<R: ChunkReader>(reader: &R) -> Result<ArrowReaderMetadata, String> {
-    let load = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        ArrowReaderMetadata::load(
-            reader,
-            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-        )
-    }));
-    let meta = match load {
-        Ok(Ok(meta)) => meta,
-        Ok(Err(e)) => return Err(format!("not a readable Parquet file: {e}")),
-        Err(_) => return Err("not a readable Parquet file: its footer is damaged".into()),
-    };
-    check_byte_ranges(meta.metadata(), reader.len())
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-    Ok(meta)
-}
-
-/// Checks that every column chunk the footer describes lies inside the file: damaged
-/// footers can hold negative or overlong offsets, on which the Parquet reader asserts
-/// (panics) instead of returning an error.
-pub fn check_byte_ranges(meta: &ParquetMetaData, file_len: u64) -> Result<(), String> {
-    for (rg, group) in meta.row_groups().iter().enumerate() {
-        for (c, column) in group.columns().iter().enumerate() {
-            let start = column
-                .dictionary_page_offset()
-                .unwrap_or(column.data_page_offset());
-            let len = column.compressed_size();
-            let inside = start >= 0
-                && len >= 0
-                && (start as u64)
-                    .checked_add(len as u64)
-                    .is_some_and(|end| end <= file_len);
-            if !inside {
-                return Err(format!(
-                    "row group {rg}, column {c}: bytes {start}..+{len} are not inside the \
-                     file ({file_len} bytes)"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
+use values::{first_text, for_each_value, matchable, plain};
 
 /// `[from, to)` in microseconds since the epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -400,7 +181,8 @@ impl<'a> Scanner<'a> {
         !self.live.is_empty()
     }
 
-    /// Every hit of every version in row group `rg` of `part`, in row order.
+    /// Every hit of every version in row group `rg` of `part`, in row order: the fast path,
+    /// reading pages straight from the file and the late columns only for undecided rows.
     pub fn scan(
         &self,
         part: &Part,
@@ -413,152 +195,238 @@ impl<'a> Scanner<'a> {
             return Ok(UnitHits::default());
         }
         let mut bits: Vec<Option<BooleanBuffer>> = vec![None; self.plan.leaves.len()];
-        // Phase 1: time and the cheap columns.
-        let mut early: Vec<&str> = self
-            .columns
-            .iter()
-            .filter(|c| !c.late)
-            .map(|c| c.name.as_str())
-            .collect();
+        let mut early: Vec<&str> = self.columns(false).map(|c| c.name.as_str()).collect();
         early.push(TIMESTAMP);
         let arrays = part.read(rg, &early, None)?;
-        let timestamps = arrays
-            .get(TIMESTAMP)
-            .map(|a| plain(a.as_ref()).unwrap_or_else(|| Arc::clone(a)))
-            .and_then(|a| {
-                a.as_any()
-                    .downcast_ref::<TimestampMicrosecondArray>()
-                    .cloned()
-            })
-            .ok_or("no @timestamp column of a timestamp type")?;
+        let timestamps = timestamps(arrays.get(TIMESTAMP))?;
         for (name, array) in &arrays {
             matchable(name, array.as_ref())?;
         }
-        let in_range = if range.is_all() {
-            BooleanBuffer::new_set(rows)
-        } else {
-            BooleanBuffer::collect_bool(rows, |r| {
-                timestamps.is_valid(r) && range.contains(timestamps.value(r))
-            })
-        };
+        let in_range = in_range(&timestamps, range, rows);
         if in_range.count_set_bits() == 0 {
             return Ok(UnitHits::default());
         }
-        for column in self.columns.iter().filter(|c| !c.late) {
+        for column in self.columns(false) {
             if let Some(array) = arrays.get(&column.name) {
                 self.eval_leaves(column, array.as_ref(), None, rows, &mut bits);
             }
         }
-        // Which rows still depend on a late column?
-        let late_leaves: BTreeSet<usize> = self
-            .columns
-            .iter()
-            .filter(|c| c.late)
-            .flat_map(|c| c.leaves.iter().chain(&c.text).copied())
-            .collect();
-        if !late_leaves.is_empty() {
-            let mut undecided = BooleanBuffer::new_unset(rows);
-            let wanted = in_range.count_set_bits();
-            for group in &self.live {
-                let (t, f) = eval3(
-                    &self.plan.versions[group[0]].expr,
-                    &bits,
-                    &late_leaves,
-                    rows,
-                );
-                undecided = &undecided | &(&!&(&t | &f) & &in_range);
-                // Every row in range needs the late columns already: no version can add one.
-                if undecided.count_set_bits() == wanted {
-                    break;
-                }
-            }
-            let needed: Vec<usize> = undecided.set_indices().collect();
-            if !needed.is_empty() {
-                // Text-only columns are matched on their pages where the layout allows;
-                // the rest go through Arrow.
-                let mut through_arrow = Vec::new();
-                for column in self.columns.iter().filter(|c| c.late) {
-                    let leaf = part.flat_leaf(&column.name).filter(|&leaf| {
-                        column.leaves.is_empty() && pages::supported(part.meta.metadata(), rg, leaf)
-                    });
-                    match leaf {
-                        Some(leaf) => self.eval_text_pages(
-                            column, part, rg, leaf, &undecided, scratch, &mut bits,
-                        )?,
-                        None => through_arrow.push(column),
-                    }
-                }
-                if !through_arrow.is_empty() {
-                    let names: Vec<&str> = through_arrow.iter().map(|c| c.name.as_str()).collect();
-                    // A row selection pays for itself when it skips most rows; decoding
-                    // every row and filtering a few out costs more than keeping them.
-                    let selection = (needed.len() * 4 < rows).then_some(needed.as_slice());
-                    let arrays = part.read(rg, &names, selection)?;
-                    for (name, array) in &arrays {
-                        matchable(name, array.as_ref())?;
-                    }
-                    for column in through_arrow {
-                        if let Some(array) = arrays.get(&column.name) {
-                            self.eval_leaves(column, array.as_ref(), selection, rows, &mut bits);
-                            self.eval_text(
-                                column,
-                                array.as_ref(),
-                                selection,
-                                rows,
-                                scratch,
-                                &mut bits,
-                            );
-                        }
-                    }
-                }
-            }
+        let undecided = self.undecided(&bits, &in_range, rows);
+        if undecided.count_set_bits() > 0 {
+            self.late_phase(part, rg, &undecided, scratch, &mut bits)?;
         }
-        // Exact evaluation.
-        let mut hits_by_group = Vec::new();
-        let mut hit_rows = BTreeSet::new();
-        for group in &self.live {
-            let hits = &eval2(&self.plan.versions[group[0]].expr, &bits, rows) & &in_range;
-            if hits.count_set_bits() > 0 {
-                hit_rows.extend(hits.set_indices());
-                hits_by_group.push((group, hits));
-            }
-        }
-        if hit_rows.is_empty() {
+        let hits = self.exact(&bits, &in_range, rows);
+        if hits.rows.is_empty() {
             return Ok(UnitHits::default());
         }
-        let hit_rows: Vec<usize> = hit_rows.into_iter().collect();
+        let hit_rows = hits.rows.clone();
         let selection = (hit_rows.len() < rows).then_some(hit_rows.as_slice());
         let mut names: Vec<&str> = self.hit_fields.iter().map(String::as_str).collect();
         names.extend(self.script_column.as_deref());
-        let triage = part.read(rg, &names, selection)?;
+        let fields = part.read(rg, &names, selection)?;
         let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
+        Ok(self.unit_hits(hits, &bits, &timestamps, &fields, selection, first_row))
+    }
+
+    /// Every hit of every version on the rows of `batch`, in row order, with row numbers
+    /// counted from `first_row`: the same evaluation over columns already in memory (an
+    /// embedding's batch; any Arrow encoding [`values`] reads), no file, no thread.
+    /// Columns are found by their ECS name; one the plan needs that the batch lacks is null.
+    pub fn scan_batch(
+        &self,
+        batch: &RecordBatch,
+        first_row: u64,
+        range: &TimeRange,
+        scratch: &mut Scratch,
+    ) -> Result<UnitHits, String> {
+        let rows = batch.num_rows();
+        if rows == 0 || self.live.is_empty() {
+            return Ok(UnitHits::default());
+        }
+        let arrays: HashMap<String, ArrayRef> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, a)| (f.name().clone(), Arc::clone(a)))
+            .collect();
+        let timestamps = timestamps(arrays.get(TIMESTAMP))?;
+        let in_range = in_range(&timestamps, range, rows);
+        let mut bits: Vec<Option<BooleanBuffer>> = vec![None; self.plan.leaves.len()];
+        for column in &self.columns {
+            if let Some(array) = arrays.get(&column.name) {
+                matchable(&column.name, array.as_ref())?;
+                self.eval_leaves(column, array.as_ref(), None, rows, &mut bits);
+                self.eval_text(column, array.as_ref(), None, rows, scratch, &mut bits);
+            }
+        }
+        let hits = self.exact(&bits, &in_range, rows);
+        if hits.rows.is_empty() {
+            return Ok(UnitHits::default());
+        }
+        let mut fields = HashMap::new();
+        let names = self.hit_fields.iter().chain(&self.script_column);
+        for name in names {
+            if let Some(array) = arrays.get(name) {
+                let picked = hits.rows.iter().map(|&r| r as u64).collect::<UInt64Array>();
+                let taken = arrow::compute::take(array.as_ref(), &picked, None)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                fields.insert(name.clone(), taken);
+            }
+        }
+        let all_rows: Vec<usize> = hits.rows.clone();
+        Ok(self.unit_hits(
+            hits,
+            &bits,
+            &timestamps,
+            &fields,
+            Some(&all_rows),
+            first_row,
+        ))
+    }
+
+    /// The columns decoded early (`late` false) or late.
+    fn columns(&self, late: bool) -> impl Iterator<Item = &ColumnPlan> {
+        self.columns.iter().filter(move |c| c.late == late)
+    }
+
+    /// The rows in range that some version cannot decide without the late columns.
+    fn undecided(
+        &self,
+        bits: &[Option<BooleanBuffer>],
+        in_range: &BooleanBuffer,
+        rows: usize,
+    ) -> BooleanBuffer {
+        let late_leaves: BTreeSet<usize> = self
+            .columns(true)
+            .flat_map(|c| c.leaves.iter().chain(&c.text).copied())
+            .collect();
+        let mut undecided = BooleanBuffer::new_unset(rows);
+        if late_leaves.is_empty() {
+            return undecided;
+        }
+        let wanted = in_range.count_set_bits();
+        for group in &self.live {
+            let expr = &self.plan.versions[group[0]].expr;
+            let (t, f) = eval3(expr, bits, &late_leaves, rows);
+            undecided = &undecided | &(&!&(&t | &f) & in_range);
+            // Every row in range needs the late columns already: no version can add one.
+            if undecided.count_set_bits() == wanted {
+                break;
+            }
+        }
+        undecided
+    }
+
+    /// The late columns, for the `undecided` rows only: text-only columns matched on their
+    /// pages where the layout allows, the rest decoded through Arrow.
+    fn late_phase(
+        &self,
+        part: &Part,
+        rg: usize,
+        undecided: &BooleanBuffer,
+        scratch: &mut Scratch,
+        bits: &mut [Option<BooleanBuffer>],
+    ) -> Result<(), String> {
+        let rows = undecided.len();
+        let mut through_arrow = Vec::new();
+        for column in self.columns(true) {
+            let leaf = part.flat_leaf(&column.name).filter(|&leaf| {
+                column.leaves.is_empty() && pages::supported(part.meta.metadata(), rg, leaf)
+            });
+            match leaf {
+                Some(leaf) => {
+                    self.eval_text_pages(column, part, rg, leaf, undecided, scratch, bits)?
+                }
+                None => through_arrow.push(column),
+            }
+        }
+        if through_arrow.is_empty() {
+            return Ok(());
+        }
+        let needed: Vec<usize> = undecided.set_indices().collect();
+        let names: Vec<&str> = through_arrow.iter().map(|c| c.name.as_str()).collect();
+        // A row selection pays for itself when it skips most rows; decoding every row and
+        // filtering a few out costs more than keeping them.
+        let selection = (needed.len() * 4 < rows).then_some(needed.as_slice());
+        let arrays = part.read(rg, &names, selection)?;
+        for (name, array) in &arrays {
+            matchable(name, array.as_ref())?;
+        }
+        for column in through_arrow {
+            if let Some(array) = arrays.get(&column.name) {
+                self.eval_leaves(column, array.as_ref(), selection, rows, bits);
+                self.eval_text(column, array.as_ref(), selection, rows, scratch, bits);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each group of identical programs evaluated exactly, on the rows in range.
+    fn exact(
+        &self,
+        bits: &[Option<BooleanBuffer>],
+        in_range: &BooleanBuffer,
+        rows: usize,
+    ) -> GroupHits<'_> {
+        let mut by_group = Vec::new();
+        let mut hit_rows = BTreeSet::new();
+        for group in &self.live {
+            let hits = &eval2(&self.plan.versions[group[0]].expr, bits, rows) & in_range;
+            if hits.count_set_bits() > 0 {
+                hit_rows.extend(hits.set_indices());
+                by_group.push((group.as_slice(), hits));
+            }
+        }
+        GroupHits {
+            by_group,
+            rows: hit_rows.into_iter().collect(),
+        }
+    }
+
+    /// The hits of a unit, with the hit fields (and scripts, when asked) of their rows read
+    /// from `fields`, whose arrays hold `selection`'s rows (every row when none).
+    fn unit_hits(
+        &self,
+        hits: GroupHits,
+        bits: &[Option<BooleanBuffer>],
+        timestamps: &TimestampMicrosecondArray,
+        fields: &HashMap<String, ArrayRef>,
+        selection: Option<&[usize]>,
+        first_row: u64,
+    ) -> UnitHits {
+        let at = |r: usize| selection.map_or(Some(r), |s| s.binary_search(&r).ok());
         let mut scripts = Vec::new();
-        if let Some(text) = self.script_column.as_ref().and_then(|c| triage.get(c)) {
-            for (at, &r) in hit_rows.iter().enumerate() {
+        if let Some(text) = self.script_column.as_ref().and_then(|c| fields.get(c)) {
+            for &r in &hits.rows {
                 let mut summary = None;
-                for_each_value(&text.slice(at, 1), &mut |_, v| {
+                let Some(i) = at(r) else { continue };
+                for_each_value(&text.slice(i, 1), &mut |_, v| {
                     summary.get_or_insert_with(|| ScriptSummary::of(v));
                 });
                 scripts.extend(summary.map(|s| (first_row + r as u64, s)));
             }
         }
-        let fields_of_row: HashMap<usize, Vec<Option<String>>> = hit_rows
+        let fields_of_row: HashMap<usize, Vec<Option<String>>> = hits
+            .rows
             .iter()
-            .enumerate()
-            .map(|(at, &r)| {
-                let fields = self
+            .map(|&r| {
+                let values = self
                     .hit_fields
                     .iter()
-                    .map(|f| triage.get(f).and_then(|a| first_text(a.as_ref(), at)))
+                    .map(|f| {
+                        let array = fields.get(f)?;
+                        first_text(array.as_ref(), at(r)?)
+                    })
                     .collect();
-                (r, fields)
+                (r, values)
             })
             .collect();
         let mut out = Vec::new();
-        for (group, hits) in hits_by_group {
+        for (group, rows) in hits.by_group {
             for &v in group {
                 let version = &self.plan.versions[v];
-                for r in hits.set_indices() {
+                for r in rows.set_indices() {
                     let matched = version
                         .positive
                         .iter()
@@ -575,7 +443,7 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
-        Ok(UnitHits { hits: out, scripts })
+        UnitHits { hits: out, scripts }
     }
 
     /// Value-by-value leaves of `column`; `rows_of` maps array positions to rows when only
@@ -763,238 +631,133 @@ fn text_leaves(
     Ok(())
 }
 
-/// The same values in one of the types [`for_each_value`] reads directly, for the other
-/// ways writers store them: large, view and dictionary-encoded strings, large lists,
-/// narrower integers and floats, booleans, times in other units. `None`: a type that holds
-/// no values a query can match (a struct, a map, bytes).
-fn plain(array: &dyn Array) -> Option<ArrayRef> {
-    use arrow::datatypes::{DataType, Field, TimeUnit};
-    let to = match array.data_type() {
-        DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => DataType::Utf8,
-        DataType::Dictionary(_, values) if plain_value_type(values) => DataType::Utf8,
-        DataType::LargeList(item) | DataType::FixedSizeList(item, _)
-            if plain_value_type(item.data_type()) =>
-        {
-            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
-        }
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64 => DataType::Int64,
-        DataType::Float16 | DataType::Float32 => DataType::Float64,
-        DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond => {
-            DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
-        }
-        _ => return None,
-    };
-    arrow::compute::cast(array, &to).ok()
+/// The hits of the groups of versions of one unit, and every row any of them hit.
+struct GroupHits<'s> {
+    by_group: Vec<(&'s [usize], BooleanBuffer)>,
+    rows: Vec<usize>,
 }
 
-/// Whether values of `t` can be read as text (directly or through [`plain`]).
-fn plain_value_type(t: &arrow::datatypes::DataType) -> bool {
-    use arrow::datatypes::DataType;
-    matches!(
-        t,
-        DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Boolean
-            | DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Float32
-            | DataType::Float64
-    )
+/// The `@timestamp` column as microseconds, whatever its unit.
+fn timestamps(array: Option<&ArrayRef>) -> Result<TimestampMicrosecondArray, String> {
+    array
+        .map(|a| plain(a.as_ref()).unwrap_or_else(|| Arc::clone(a)))
+        .and_then(|a| {
+            a.as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .cloned()
+        })
+        .ok_or_else(|| "no @timestamp column of a timestamp type".to_string())
 }
 
-/// An error naming `column` when its type holds nothing a query can match: the unit fails
-/// (and is reported) rather than matching nothing without a word.
-fn matchable(column: &str, array: &dyn Array) -> Result<(), String> {
-    use arrow::datatypes::DataType;
-    let direct = match array.data_type() {
-        DataType::Utf8 | DataType::Int64 | DataType::Float64 | DataType::Null => true,
-        DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => true,
-        DataType::List(item) => plain_value_type(item.data_type()),
-        _ => false,
-    };
-    if direct || plain(&array.slice(0, 0)).is_some() {
-        Ok(())
-    } else {
-        Err(format!(
-            "column `{column}` is of type {}, which holds no value a query can match",
-            array.data_type()
-        ))
-    }
-}
-
-/// Calls `f(position, text)` for every non-null value (every element of a list), numbers and
-/// times as text the way the reference evaluator reads them; other encodings of such values
-/// go through [`plain`].
-fn for_each_value(array: &dyn Array, f: &mut dyn FnMut(usize, &str)) {
-    let any = array.as_any();
-    if let Some(a) = any.downcast_ref::<StringArray>() {
-        for i in 0..a.len() {
-            if a.is_valid(i) {
-                f(i, a.value(i));
-            }
-        }
-    } else if let Some(a) = any.downcast_ref::<ListArray>() {
-        for i in 0..a.len() {
-            if a.is_valid(i) {
-                let items = a.value(i);
-                for_each_value(items.as_ref(), &mut |_, v| f(i, v));
-            }
-        }
-    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
-        for i in 0..a.len() {
-            if a.is_valid(i) {
-                f(i, &a.value(i).to_string());
-            }
-        }
-    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
-        for i in 0..a.len() {
-            if a.is_valid(i) {
-                f(i, &format_float(a.value(i)));
-            }
-        }
-    } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
-        for i in 0..a.len() {
-            if a.is_valid(i) {
-                f(i, &format_micros(a.value(i)));
-            }
-        }
-    } else if let Some(a) = plain(array) {
-        for_each_value(a.as_ref(), f);
-    }
-}
-
-/// The first value of position `at` as text.
-fn first_text(array: &dyn Array, at: usize) -> Option<String> {
-    let mut out = None;
-    for_each_value(&array.slice(at, 1), &mut |_, v| {
-        if out.is_none() {
-            out = Some(v.to_string());
-        }
-    });
-    out
-}
-
-fn leaf_bits(bits: &[Option<BooleanBuffer>], id: usize, rows: usize) -> BooleanBuffer {
-    bits[id]
-        .clone()
-        .unwrap_or_else(|| BooleanBuffer::new_unset(rows))
-}
-
-/// Exact evaluation: a leaf never computed (its column absent from this file) is false.
-fn eval2(e: &Expr, bits: &[Option<BooleanBuffer>], rows: usize) -> BooleanBuffer {
-    match e {
-        Expr::True => BooleanBuffer::new_set(rows),
-        Expr::False => BooleanBuffer::new_unset(rows),
-        Expr::Leaf(id) => leaf_bits(bits, *id, rows),
-        Expr::Not(inner) => !&eval2(inner, bits, rows),
-        Expr::And(items) => items.iter().fold(BooleanBuffer::new_set(rows), |acc, i| {
-            &acc & &eval2(i, bits, rows)
-        }),
-        Expr::Or(items) => items.iter().fold(BooleanBuffer::new_unset(rows), |acc, i| {
-            &acc | &eval2(i, bits, rows)
-        }),
-        Expr::AtLeast(n, items) => {
-            let each: Vec<BooleanBuffer> = items.iter().map(|i| eval2(i, bits, rows)).collect();
-            BooleanBuffer::collect_bool(rows, |r| each.iter().filter(|b| b.value(r)).count() >= *n)
-        }
-    }
-}
-
-/// Kleene evaluation with the `unknown` leaves not yet computed: (surely true, surely false).
-fn eval3(
-    e: &Expr,
-    bits: &[Option<BooleanBuffer>],
-    unknown: &BTreeSet<usize>,
+/// The rows whose time lies in `range`.
+fn in_range(
+    timestamps: &TimestampMicrosecondArray,
+    range: &TimeRange,
     rows: usize,
-) -> (BooleanBuffer, BooleanBuffer) {
-    let none = || BooleanBuffer::new_unset(rows);
-    let all = || BooleanBuffer::new_set(rows);
-    match e {
-        Expr::True => (all(), none()),
-        Expr::False => (none(), all()),
-        Expr::Leaf(id) if unknown.contains(id) => (none(), none()),
-        Expr::Leaf(id) => {
-            let b = leaf_bits(bits, *id, rows);
-            let f = !&b;
-            (b, f)
-        }
-        Expr::Not(inner) => {
-            let (t, f) = eval3(inner, bits, unknown, rows);
-            (f, t)
-        }
-        Expr::And(items) => items.iter().fold((all(), none()), |(t, f), i| {
-            let (ti, fi) = eval3(i, bits, unknown, rows);
-            (&t & &ti, &f | &fi)
-        }),
-        Expr::Or(items) => items.iter().fold((none(), all()), |(t, f), i| {
-            let (ti, fi) = eval3(i, bits, unknown, rows);
-            (&t | &ti, &f & &fi)
-        }),
-        Expr::AtLeast(n, items) => {
-            let each: Vec<_> = items
-                .iter()
-                .map(|i| eval3(i, bits, unknown, rows))
-                .collect();
-            let t = BooleanBuffer::collect_bool(rows, |r| {
-                each.iter().filter(|(t, _)| t.value(r)).count() >= *n
-            });
-            let f = BooleanBuffer::collect_bool(rows, |r| {
-                each.iter().filter(|(_, f)| !f.value(r)).count() < *n
-            });
-            (t, f)
-        }
+) -> BooleanBuffer {
+    if range.is_all() {
+        return BooleanBuffer::new_set(rows);
     }
+    BooleanBuffer::collect_bool(rows, |r| {
+        timestamps.is_valid(r) && range.contains(timestamps.value(r))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parquet::file::metadata::{ColumnChunkMetaData, ParquetMetaDataBuilder, RowGroupMetaData};
+    use crate::cond::fields::FieldTypes;
+    use crate::ingest::dataset;
+    use crate::plan::{Columns, Role, Target};
+    use crate::rules::pack::{self, Status};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::path::Path;
+
+    /// `batch` with its string columns re-encoded as `to` (what Daft or DataFusion hand over).
+    fn recast(batch: &RecordBatch, to: &DataType) -> RecordBatch {
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for (f, a) in batch.schema().fields().iter().zip(batch.columns()) {
+            let (field, array) = match f.data_type() {
+                DataType::Utf8 => (
+                    Field::new(f.name(), to.clone(), true),
+                    arrow::compute::cast(a, to).expect("cast"),
+                ),
+                _ => (f.as_ref().clone(), Arc::clone(a)),
+            };
+            fields.push(field);
+            columns.push(array);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
+    }
 
     #[test]
-    fn footers_whose_column_chunks_lie_outside_the_file_are_refused() {
-        // Found by fuzzing: the Parquet reader asserts on a negative chunk offset.
-        let array = Arc::new(StringArray::from(vec!["x"])) as ArrayRef;
-        let batch = RecordBatch::try_from_iter([("a", array)]).expect("batch");
-        let mut buf = Vec::new();
-        let mut w =
-            parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).expect("writer");
-        w.write(&batch).expect("write");
-        w.close().expect("close");
-        let bytes = Bytes::from(buf);
-        let len = bytes.len() as i64;
-        let meta = read_footer(&bytes).expect("a whole file");
-        let md = meta.metadata();
-        let descr = md.file_metadata().schema_descr_ptr();
-        for (offset, size) in [(-3, 10), (4, -1), (4, len), (i64::MAX, 1)] {
-            let column = ColumnChunkMetaData::builder(descr.column(0))
-                .set_data_page_offset(offset)
-                .set_total_compressed_size(size)
-                .build()
-                .expect("column");
-            let group = RowGroupMetaData::builder(Arc::clone(&descr))
-                .set_num_rows(1)
-                .set_column_metadata(vec![column])
-                .build()
-                .expect("row group");
-            let damaged = ParquetMetaDataBuilder::new(md.file_metadata().clone())
-                .add_row_group(group)
-                .build();
-            let e = check_byte_ranges(&damaged, len as u64).expect_err("outside the file");
-            assert!(e.contains("row group 0, column 0"), "{e}");
+    fn a_batch_in_memory_gets_the_hits_the_file_path_gets() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sample");
+        let manifest = dataset::read_manifest(&root).expect("the shipped sample");
+        let pack = pack::load(&[], &Default::default()).expect("built-in pack");
+        let targets: Vec<Target> = pack
+            .versions
+            .iter()
+            .filter_map(|v| match &v.status {
+                Status::Ready(c) => Some(Target {
+                    rule: &v.rule,
+                    cond: &c.cond,
+                    role: Role::Version,
+                }),
+                _ => None,
+            })
+            .collect();
+        let parts: Vec<Part> = manifest
+            .parts()
+            .map(|p| Part::open(&root, &p.path).expect("part"))
+            .collect();
+        let mut columns = Columns::default();
+        parts.iter().for_each(|p| columns.names.extend(p.columns()));
+        let index: Vec<String> = match &manifest.index {
+            Some(i) => vec![i.clone()],
+            None => manifest.indices.keys().cloned().collect(),
+        };
+        let plan = Plan::compile(&targets, &columns, FieldTypes::default(), &index);
+        let scanner = Scanner::new(&plan, crate::sink::TRIAGE_FIELDS).expect("scanner");
+        let mut scratch = Scratch::default();
+        let mut total = 0;
+        for part in &parts {
+            let bytes = std::fs::read(root.join(&part.rel)).expect("read");
+            let mut first_row = 0;
+            for rg in 0..part.row_groups() {
+                let from_file = scanner
+                    .scan(part, rg, &TimeRange::default(), &mut scratch)
+                    .expect("file path");
+                let reader =
+                    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
+                        .expect("reader")
+                        .with_row_groups(vec![rg])
+                        .with_batch_size(1 << 20)
+                        .build()
+                        .expect("reader");
+                let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+                let batch =
+                    arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat");
+                for to in [None, Some(DataType::LargeUtf8), Some(DataType::Utf8View)] {
+                    let batch = match &to {
+                        Some(t) => recast(&batch, t),
+                        None => batch.clone(),
+                    };
+                    let in_memory = scanner
+                        .scan_batch(&batch, first_row, &TimeRange::default(), &mut scratch)
+                        .expect("batch path");
+                    assert_eq!(
+                        in_memory.hits, from_file.hits,
+                        "{} rg {rg} as {to:?}",
+                        part.rel
+                    );
+                }
+                total += from_file.hits.len();
+                first_row += part.row_group_rows(rg) as u64;
+            }
         }
+        assert!(total > 1000, "only {total} hits");
     }
 }
