@@ -111,7 +111,7 @@ fn field_matches(test: &Test, field: &str, doc: &Document, types: &FieldTypes) -
             values
                 .iter()
                 .zip(tokens.iter())
-                .any(|(v, t)| text_value(test, analyzer, v, t))
+                .any(|(_, t)| text_value(test, analyzer, t))
         }
         _ => values.iter().any(|v| value_test(test, ty, v)),
     }
@@ -121,7 +121,7 @@ fn field_matches(test: &Test, field: &str, doc: &Document, types: &FieldTypes) -
 /// one value at a time (a field matches when one of its values does).
 pub fn value_matches(test: &Test, ty: FieldType, value: &str) -> bool {
     match ty {
-        FieldType::Text(analyzer) => text_value(test, analyzer, value, &analyzer.tokens(value)),
+        FieldType::Text(analyzer) => text_value(test, analyzer, &analyzer.tokens(value)),
         _ => value_test(test, ty, value),
     }
 }
@@ -146,15 +146,12 @@ pub fn text_query(test: &Test) -> Option<TextQuery> {
 
 /// A value of analyzed text, given its tokens: full-text tests on the tokens as a whole,
 /// term-level tests token by token.
-fn text_value(test: &Test, analyzer: Analyzer, value: &str, tokens: &[String]) -> bool {
+fn text_value(test: &Test, analyzer: Analyzer, tokens: &[String]) -> bool {
     if let Some(q) = text_query(test) {
-        return tokens_match(std::slice::from_ref(&tokens.to_vec()), analyzer, &q);
+        return tokens_match(&[tokens], analyzer, &q);
     }
     match test {
-        Test::Exists => {
-            let _ = value;
-            true
-        }
+        Test::Exists => true,
         Test::Range { op, bound } => {
             let bound = analyzer::lowercase(bound);
             tokens
@@ -243,26 +240,31 @@ pub fn text_matches(analyzer: Analyzer, values: &[String], query: &TextQuery) ->
 }
 
 /// The same, given the tokens of each value of the field.
-pub fn tokens_match(values: &[Vec<String>], analyzer: Analyzer, query: &TextQuery) -> bool {
-    let (text, phrase) = match query {
+pub fn tokens_match<T: AsRef<[String]>>(
+    values: &[T],
+    analyzer: Analyzer,
+    query: &TextQuery,
+) -> bool {
+    let mut values = values.iter().map(AsRef::as_ref);
+    match query {
         TextQuery::Glob(pattern) => {
-            return values
-                .iter()
-                .any(|tokens| tokens.iter().any(|t| glob::glob_str(pattern, t)));
+            values.any(|tokens| tokens.iter().any(|t| glob::glob_str(pattern, t)))
         }
-        TextQuery::Match { text, phrase } => (text, *phrase),
-    };
-    let wanted = analyzer.tokens(text);
-    if wanted.is_empty() {
-        return false;
+        TextQuery::Match { text, phrase } => {
+            let wanted = analyzer.tokens(text);
+            values.any(|tokens| phrase_or_any(tokens, &wanted, *phrase))
+        }
     }
-    values.iter().any(|tokens| {
-        if phrase {
-            tokens.windows(wanted.len()).any(|w| w == wanted.as_slice())
-        } else {
-            wanted.iter().any(|w| tokens.contains(w))
-        }
-    })
+}
+
+/// Whether one value's tokens hold all of `wanted` in a row (`phrase`) or any of them; no
+/// wanted token matches nothing.
+fn phrase_or_any(tokens: &[String], wanted: &[String], phrase: bool) -> bool {
+    match (wanted.is_empty(), phrase) {
+        (true, _) => false,
+        (false, true) => tokens.windows(wanted.len()).any(|w| w == wanted),
+        (false, false) => wanted.iter().any(|w| tokens.contains(w)),
+    }
 }
 
 /// A stored value of a number, date or address field, as the index holds it.

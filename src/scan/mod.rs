@@ -266,9 +266,9 @@ impl<'a> Scanner<'a> {
         }
         let mut fields = HashMap::new();
         let names = self.hit_fields.iter().chain(&self.script_column);
+        let picked: UInt64Array = hits.rows.iter().map(|&r| r as u64).collect();
         for name in names {
             if let Some(array) = arrays.get(name) {
-                let picked = hits.rows.iter().map(|&r| r as u64).collect::<UInt64Array>();
                 let taken = arrow::compute::take(array.as_ref(), &picked, None)
                     .map_err(|e| format!("{name}: {e}"))?;
                 fields.insert(name.clone(), taken);
