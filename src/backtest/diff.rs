@@ -126,7 +126,7 @@ mod tests {
             severity: "low".into(),
             risk_score: 21.0,
             timestamp_us: time,
-            fields: Vec::new(),
+            fields: Vec::new().into(),
             matched: Vec::new(),
             dataset: "d".into(),
             file: "f".into(),

@@ -656,7 +656,7 @@ fn example(h: &Hit, cx: &Context) -> Example {
         script_block_id: h
             .field("powershell.file.script_block_id")
             .map(str::to_string),
-        matched: h.matched.clone(),
+        matched: h.matched.iter().map(|m| m.to_string()).collect(),
         script: cx.scripts.get(&EventRef::of(h)).cloned(),
         file: h.file.clone(),
         row: h.row,
@@ -671,6 +671,12 @@ mod tests {
     #[test]
     fn executions_search_by_the_override_and_fall_back_to_the_event_time() {
         let mut rule = truth_run("labels.truth").rule;
+        let at = TRIAGE_FIELDS
+            .iter()
+            .position(|f| *f == OVERRIDE_FIELD)
+            .expect("the override is a triage field");
+        let mut fields = vec![None; TRIAGE_FIELDS.len()];
+        fields[at] = Some("1970-01-01T00:00:05Z".to_string());
         let mut hit = Hit {
             rule_id: "r".into(),
             rule_version: 1,
@@ -679,21 +685,16 @@ mod tests {
             severity: String::new(),
             risk_score: 0.0,
             timestamp_us: 1_000_000,
-            fields: vec![None; TRIAGE_FIELDS.len()],
+            fields: fields.into(),
             matched: Vec::new(),
             dataset: String::new(),
             file: String::new(),
             row: 0,
         };
-        let at = TRIAGE_FIELDS
-            .iter()
-            .position(|f| *f == OVERRIDE_FIELD)
-            .expect("the override is a triage field");
-        hit.fields[at] = Some("1970-01-01T00:00:05Z".into());
         assert_eq!(search_time(&rule, &hit), 1_000_000, "no override set");
         rule.timestamp_override = Some(OVERRIDE_FIELD.into());
         assert_eq!(search_time(&rule, &hit), 5_000_000);
-        hit.fields[at] = None;
+        hit.fields = vec![None; TRIAGE_FIELDS.len()].into();
         assert_eq!(search_time(&rule, &hit), 1_000_000, "the event lacks it");
     }
 

@@ -420,7 +420,7 @@ mod tests {
             severity: String::new(),
             risk_score: 0.0,
             timestamp_us: us,
-            fields,
+            fields: fields.into(),
             matched: Vec::new(),
             dataset: "./d/".into(),
             file: "f".into(),

@@ -15,6 +15,7 @@
 pub mod text;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::cond::analyzer::Analyzer;
 use crate::cond::eval;
@@ -152,7 +153,7 @@ pub struct VersionPlan {
     pub expr: Expr,
     /// Leaves outside any negation, in the order the version names them, each with its
     /// label as the version writes it (`field: value`): what a hit says it matched.
-    pub positive: Vec<(usize, String)>,
+    pub positive: Vec<(usize, Arc<str>)>,
     /// Why it can never match this dataset, when that is known before scanning.
     pub cannot_fire: Option<String>,
 }
@@ -245,7 +246,14 @@ impl Builder<'_> {
         positive_leaves(&expr, false, &mut ids);
         let positive = ids
             .into_iter()
-            .map(|id| (id, self.labels.get(&id).cloned().unwrap_or_default()))
+            .map(|id| {
+                (
+                    id,
+                    self.labels
+                        .get(&id)
+                        .map_or("".into(), |l| l.as_str().into()),
+                )
+            })
             .collect();
         let cannot_fire = self.cannot_fire(target.rule, &expr, indices);
         VersionPlan {
@@ -562,8 +570,8 @@ mod tests {
             &cols,
         );
         assert_eq!(p.leaves.len(), 1, "{:?}", p.leaves);
-        assert_eq!(p.versions[0].positive[0].1, "event.category: process");
-        assert_eq!(p.versions[1].positive[0].1, "event.category: \"process\"");
+        assert_eq!(&*p.versions[0].positive[0].1, "event.category: process");
+        assert_eq!(&*p.versions[1].positive[0].1, "event.category: \"process\"");
     }
 
     #[test]

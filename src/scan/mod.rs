@@ -70,10 +70,11 @@ pub struct RowHit {
     /// Row number in the file.
     pub row: u64,
     pub timestamp_us: i64,
-    /// The [`Scanner`]'s hit fields, in order.
-    pub fields: Vec<Option<String>>,
+    /// The [`Scanner`]'s hit fields, in order; one allocation per row, shared by the
+    /// versions that hit it.
+    pub fields: Arc<[Option<String>]>,
     /// Labels of the version's non-negated leaves true on this row.
-    pub matched: Vec<String>,
+    pub matched: Vec<Arc<str>>,
 }
 
 /// What is evaluated on one column.
@@ -407,7 +408,7 @@ impl<'a> Scanner<'a> {
                 scripts.extend(summary.map(|s| (first_row + r as u64, s)));
             }
         }
-        let fields_of_row: HashMap<usize, Vec<Option<String>>> = hits
+        let fields_of_row: HashMap<usize, Arc<[Option<String>]>> = hits
             .rows
             .iter()
             .map(|&r| {

@@ -57,10 +57,10 @@ pub struct Hit {
     pub severity: String,
     pub risk_score: f64,
     pub timestamp_us: i64,
-    /// [`TRIAGE_FIELDS`], in order.
-    pub fields: Vec<Option<String>>,
+    /// [`TRIAGE_FIELDS`], in order; shared by the hits of every version on the event.
+    pub fields: Arc<[Option<String>]>,
     /// The leaves of the version that are true on the event, as `field: value`.
-    pub matched: Vec<String>,
+    pub matched: Vec<Arc<str>>,
     /// The dataset directory, the file inside it and the row number in that file.
     pub dataset: String,
     pub file: String,
@@ -369,7 +369,7 @@ fn json_row(h: &Hit) -> serde_json::Value {
     row.insert("severity".into(), h.severity.clone().into());
     row.insert("risk_score".into(), h.risk_score.into());
     row.insert("@timestamp".into(), format_micros(h.timestamp_us).into());
-    for (f, v) in TRIAGE_FIELDS.iter().zip(&h.fields) {
+    for (f, v) in TRIAGE_FIELDS.iter().zip(h.fields.iter()) {
         let value = match (v, INT_FIELDS.contains(f)) {
             (None, _) => serde_json::Value::Null,
             (Some(s), true) => s
@@ -380,7 +380,10 @@ fn json_row(h: &Hit) -> serde_json::Value {
         };
         row.insert(f.to_string(), value);
     }
-    row.insert("matched".into(), h.matched.clone().into());
+    row.insert(
+        "matched".into(),
+        h.matched.iter().map(|m| &**m).collect::<Vec<_>>().into(),
+    );
     row.insert("dataset".into(), h.dataset.clone().into());
     row.insert("file".into(), h.file.clone().into());
     row.insert("row".into(), h.row.into());

@@ -12,6 +12,7 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{order, Hit, TRIAGE_FIELDS};
 use crate::plan::Role;
@@ -34,21 +35,26 @@ pub struct Spool {
     total: u64,
 }
 
-/// Approximate heap and inline bytes of a hit.
+/// Approximate heap and inline bytes of a hit: its own strings, and its share of the
+/// event's fields (held once for every hit on the event) and of the labels (held by the
+/// plan).
 fn footprint(h: &Hit) -> usize {
-    const STRING: usize = std::mem::size_of::<String>() + 16;
+    const ALLOCATION: usize = 16;
+    let fields = std::mem::size_of_val::<[Option<String>]>(&h.fields)
+        + h.fields
+            .iter()
+            .flatten()
+            .map(|f| ALLOCATION + f.len())
+            .sum::<usize>();
     std::mem::size_of::<Hit>()
         + h.rule_id.len()
         + h.rule_name.len()
         + h.severity.len()
         + h.dataset.len()
         + h.file.len()
-        + 5 * 16
-        + h.fields
-            .iter()
-            .map(|f| STRING + f.as_ref().map_or(0, String::len))
-            .sum::<usize>()
-        + h.matched.iter().map(|m| STRING + m.len()).sum::<usize>()
+        + 5 * ALLOCATION
+        + fields / Arc::strong_count(&h.fields)
+        + std::mem::size_of_val::<[Arc<str>]>(&h.matched)
 }
 
 impl Spool {
@@ -235,7 +241,7 @@ fn encode(h: &Hit, out: &mut Vec<u8>) {
     out.extend_from_slice(&h.risk_score.to_le_bytes());
     out.extend_from_slice(&h.timestamp_us.to_le_bytes());
     out.extend_from_slice(&(h.fields.len() as u64).to_le_bytes());
-    for f in &h.fields {
+    for f in h.fields.iter() {
         match f {
             Some(s) => put_str(out, s),
             None => out.extend_from_slice(&u64::MAX.to_le_bytes()),
@@ -319,7 +325,7 @@ impl RunReader {
         let count = self.count(usize::MAX)?;
         let mut matched = Vec::with_capacity(count.min(1024));
         for _ in 0..count {
-            matched.push(self.read_str()?);
+            matched.push(self.read_str()?.into());
         }
         let dataset = self.read_str()?;
         let file = self.read_str()?;
@@ -332,7 +338,7 @@ impl RunReader {
             severity,
             risk_score,
             timestamp_us,
-            fields,
+            fields: fields.into(),
             matched,
             dataset,
             file,
@@ -398,7 +404,7 @@ mod tests {
                 .enumerate()
                 .map(|(k, f)| (k as u64 != i % 4).then(|| format!("{f}-{i}-é")))
                 .collect(),
-            matched: (0..i % 3).map(|m| format!("f: v{m}")).collect(),
+            matched: (0..i % 3).map(|m| format!("f: v{m}").into()).collect(),
             dataset: "d".into(),
             file: format!("part-{}", i % 2),
             row: i,
