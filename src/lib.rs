@@ -38,6 +38,8 @@
 //! - [`state`]: incremental, resumable hunts over growing datasets.
 //! - [`gen`]: realistic PowerShell telemetry with ground truth, through the same pipeline
 //!   and writer as `convert`.
+//! - [`store`]: where the bytes a hunt reads come from (parts, manifests, state): a
+//!   directory of memory-mapped files today. Knows no file format.
 //! - [`lock`]: the advisory lock shared by datasets, hit tables and hunt states.
 //!
 //! Nothing in the library prints or reads the terminal.
@@ -53,3 +55,4 @@ pub mod rules;
 pub mod scan;
 pub mod sink;
 pub mod state;
+pub mod store;

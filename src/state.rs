@@ -2,15 +2,17 @@
 //!
 //! A dataset that grows by a day each night should not be hunted from the start each
 //! night, nor a run of hours be restarted from zero after a crash. The state directory
-//! remembers, for every part file hunted, its identity (dataset, path, size, modification
-//! time) and the fingerprint of every rule version hunted on it, and keeps that file's hits
+//! remembers, for every part file hunted, its identity (dataset, path, and the size and
+//! version its [`crate::store::Store`] tells: locally, the modification time) and the
+//! fingerprint of every rule version hunted on it, and keeps that file's hits
 //! as a segment. A run hunts only the (file, version) pairs that are new or changed: a new
 //! file with every selected version, a changed version (its query, filters, index patterns
 //! or what the hit table says of it) on every file, and nothing else. Files are hunted in
 //! chunks; each chunk's segments and the state record are written (temporary file, then
 //! rename) before the next chunk starts, so a run killed anywhere resumes from its last
 //! chunk. The hit table is then written from the segments, in the hit table's order: it
-//! equals a full hunt's.
+//! equals a full hunt's. The packs are loaded and the manifests read once, in one
+//! [`Session`]; each chunk is a [`Pass`] of it.
 //!
 //! The state directory is locked while a run uses it; a second run fails at once.
 
@@ -22,15 +24,18 @@ use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hunt::{self, HuntError, HuntOptions, HuntProgress, HuntReport};
-use crate::ingest::dataset;
-use crate::rules::pack::{self, LoadOptions, RuleVersion};
+use crate::hunt::{HuntError, HuntOptions, HuntProgress, HuntReport, Pass, Session};
+use crate::rules::pack::RuleVersion;
 use crate::sink::spool::{self, Spool};
 use crate::sink::Hit;
+use crate::store::{Identity, LocalStore, Store};
 
 const RECORD: &str = "state.json";
 const LOCK: &str = "state.lock";
-const FORMAT: u32 = 1;
+/// The record's format: 2 names a file's version as its store tells it; 1 (read too) kept
+/// the same value as a number.
+const FORMAT: u32 = 2;
+const FORMATS_READ: [u32; 2] = [1, 2];
 
 /// Files hunted per chunk: what a killed run loses at most.
 const CHUNK_FILES: usize = 16;
@@ -45,7 +50,10 @@ struct FileKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct FileRecord {
     size: u64,
-    modified_ns: i128,
+    /// The store's version of the file (a state written before stores had versions kept a
+    /// local modification time, in nanoseconds, as a number: the same value).
+    #[serde(alias = "modified_ns", deserialize_with = "version_text")]
+    version: String,
     /// The segment holding this file's hits, inside the state directory.
     segment: String,
     /// `rule_id@version` → fingerprint of every version whose hits the segment holds.
@@ -57,6 +65,33 @@ struct Record {
     format: u32,
     files: BTreeMap<String, (FileKey, FileRecord)>,
     next_segment: u64,
+}
+
+impl FileRecord {
+    fn is(&self, id: &Identity) -> bool {
+        self.size == id.size && self.version == id.version
+    }
+}
+
+/// A version as text, from text or a number.
+fn version_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a version, as text or a number")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Text)
 }
 
 /// What an incremental run did besides the hunt's own report.
@@ -90,6 +125,8 @@ fn key_of(dataset: &str, path: &str) -> String {
 /// A hunt state directory, locked for this run.
 pub struct State {
     dir: PathBuf,
+    /// The directory as a store: the record and segments are read through it.
+    store: LocalStore,
     record: Record,
     /// Segments the unsaved record no longer names: removed once it is saved.
     obsolete: Vec<String>,
@@ -107,28 +144,30 @@ impl State {
                 dir.display()
             ),
         })?;
-        let path = dir.join(RECORD);
-        let record = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let r: Record = serde_json::from_slice(&bytes)
-                    .map_err(|e| format!("{}: not a quarry hunt state: {e}", path.display()))?;
-                if r.format != FORMAT {
+        let store = LocalStore::new(dir);
+        let record = match store.read(RECORD) {
+            Ok(blob) => {
+                let at = store.location_of(RECORD);
+                let mut r: Record = serde_json::from_slice(blob.bytes())
+                    .map_err(|e| format!("{at}: not a quarry hunt state: {e}"))?;
+                if !FORMATS_READ.contains(&r.format) {
                     return Err(format!(
-                        "{}: hunt state format {} (this quarry reads {FORMAT})",
-                        path.display(),
+                        "{at}: hunt state format {} (this quarry reads {FORMATS_READ:?})",
                         r.format
                     ));
                 }
+                r.format = FORMAT;
                 r
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Record {
+            Err(e) if e.is_not_found() => Record {
                 format: FORMAT,
                 ..Default::default()
             },
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(e) => return Err(e.to_string()),
         };
         let state = State {
             dir: dir.to_path_buf(),
+            store,
             record,
             obsolete: Vec::new(),
             _lock: lock,
@@ -157,6 +196,21 @@ impl State {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+
+    /// The hits of a segment.
+    fn segment(&self, name: &str) -> Result<Vec<Hit>, String> {
+        let blob = self.store.read(name).map_err(|e| e.to_string())?;
+        spool::hits_from(blob.bytes(), &self.store.location_of(name))
+    }
+
+    /// The record of `f`, when it is of the file as it is now.
+    fn known(&self, f: &CurrentFile) -> Option<&FileRecord> {
+        let (_, r) = self
+            .record
+            .files
+            .get(&key_of(&f.key.dataset, &f.key.path))?;
+        f.identity.as_ref().filter(|id| r.is(id)).map(|_| r)
     }
 
     /// Writes the record (to a temporary file, synced, then renamed over the old one), then
@@ -191,48 +245,37 @@ fn write_atomically(
 /// A part file of the hunted datasets, as it is now.
 struct CurrentFile {
     key: FileKey,
-    size: u64,
-    modified_ns: i128,
+    /// None when the store cannot tell (the file is missing or unreadable): such a file is
+    /// never up to date, and the hunt reports it.
+    identity: Option<Identity>,
     /// It holds events inside `--from`/`--to`.
     in_range: bool,
 }
 
-fn current_files(opts: &HuntOptions) -> Result<Vec<CurrentFile>, HuntError> {
+fn current_files(session: &Session) -> Vec<CurrentFile> {
+    let range = session.options().range;
     let mut out = Vec::new();
-    for root in &opts.datasets {
-        let label = root.display().to_string();
-        let manifest = dataset::read_manifest(root)
-            .map_err(|e| HuntError::Input(format!("{label} is not a quarry dataset: {e}")))?;
-        for part in manifest.parts() {
-            // A file that cannot be read stays unhunted: the hunt reports it.
-            let (size, modified_ns) = std::fs::metadata(root.join(&part.path))
-                .map(|m| {
-                    let modified = m
-                        .modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map_or(0, |d| d.as_nanos() as i128);
-                    (m.len(), modified)
-                })
-                .unwrap_or((0, 0));
+    for dataset in session.datasets() {
+        for part in dataset.manifest.parts() {
             out.push(CurrentFile {
                 key: FileKey {
-                    dataset: label.clone(),
+                    dataset: dataset.label.clone(),
                     path: part.path.clone(),
                 },
-                size,
-                modified_ns,
-                in_range: opts
-                    .range
-                    .overlaps(part.min_timestamp_us, part.max_timestamp_us),
+                identity: dataset.store.identity(&part.path).ok(),
+                in_range: range.overlaps(part.min_timestamp_us, part.max_timestamp_us),
             });
         }
     }
-    Ok(out)
+    out
 }
 
+/// A runnable selected version, by `rule_id@version`: its rule id, version and
+/// [`fingerprint`].
+type Versions = BTreeMap<String, (String, u32, String)>;
+
 /// Runs the hunt of `opts` incrementally against the state in `dir`, handing the whole
-/// hit table's hits to `out` in order (as [`hunt::hunt_into`] does).
+/// hit table's hits to `out` in order (as [`crate::hunt::hunt_into`] does).
 pub fn hunt_incremental(
     opts: &HuntOptions,
     dir: &Path,
@@ -242,36 +285,49 @@ pub fn hunt_incremental(
     out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
 ) -> Result<(HuntReport, IncrementalReport), HuntError> {
     let mut state = State::open(dir).map_err(HuntError::Input)?;
-    let pack = pack::load(
-        &opts.packs,
-        &LoadOptions {
-            version_lock: opts.version_lock.clone(),
-        },
-    )
-    .map_err(|e| HuntError::Input(e.to_string()))?;
-    let selected =
-        hunt::select_versions(&pack, &opts.rules, &opts.versions).map_err(HuntError::Input)?;
-    let versions: BTreeMap<String, (String, u32, String)> = selected
-        .iter()
-        .filter(|v| v.status.is_ready())
-        .map(|v| {
-            (
-                v.rule.key(),
-                (v.rule.rule_id.clone(), v.rule.version, fingerprint(&v.rule)),
-            )
+    let session = Session::open(opts)?;
+    let versions: Versions = session
+        .ready()
+        .map(|(rule, _)| {
+            let id = (rule.rule_id.clone(), rule.version, fingerprint(rule));
+            (rule.key(), id)
         })
         .collect();
-    let files = current_files(opts)?;
-    // What each file needs hunted, grouped by the same needs.
-    let mut groups: BTreeMap<BTreeSet<String>, Vec<&CurrentFile>> = BTreeMap::new();
+    let files = current_files(&session);
     let mut inc = IncrementalReport::default();
+    let mut report = HuntReport {
+        warnings: session.warnings().to_vec(),
+        ..Default::default()
+    };
+    for (needed, group) in &work(&state, &files, &versions, &mut inc) {
+        for chunk in group.chunks(CHUNK_FILES) {
+            let chunk = Chunk {
+                files: chunk,
+                needed,
+                versions: &versions,
+            };
+            let found = chunk.hunt(&session, &mut state, progress, cancel, &mut inc)?;
+            add_up(&mut report, found);
+        }
+    }
+    forget_gone_files(&mut state, &files).map_err(HuntError::Output)?;
+    report.versions = versions.len();
+    let spool = table(&state, &session, &files, &versions, spill)?;
+    crate::hunt::drain_into(spool, &mut report, out)?;
+    Ok((report, inc))
+}
+
+/// What each in-range file needs hunted (the versions it has no current hits of), grouped
+/// by the same needs; files needing nothing are counted up to date in `inc`.
+fn work<'f>(
+    state: &State,
+    files: &'f [CurrentFile],
+    versions: &Versions,
+    inc: &mut IncrementalReport,
+) -> BTreeMap<BTreeSet<String>, Vec<&'f CurrentFile>> {
+    let mut groups: BTreeMap<BTreeSet<String>, Vec<&CurrentFile>> = BTreeMap::new();
     for f in files.iter().filter(|f| f.in_range) {
-        let known = state
-            .record
-            .files
-            .get(&key_of(&f.key.dataset, &f.key.path))
-            .map(|(_, r)| r)
-            .filter(|r| r.size == f.size && r.modified_ns == f.modified_ns);
+        let known = state.known(f);
         let needed: BTreeSet<String> = versions
             .iter()
             .filter(|(k, (_, _, fp))| known.is_none_or(|r| r.versions.get(*k) != Some(fp)))
@@ -283,79 +339,107 @@ pub fn hunt_incremental(
             groups.entry(needed).or_default().push(f);
         }
     }
-    let mut report = HuntReport::default();
-    for (needed, group) in &groups {
-        for chunk in group.chunks(CHUNK_FILES) {
-            let chunk_opts = HuntOptions {
-                only_files: Some(
-                    chunk
-                        .iter()
-                        .map(|f| (f.key.dataset.clone(), f.key.path.clone()))
-                        .collect(),
-                ),
-                only_versions: Some(
-                    needed
-                        .iter()
-                        .map(|k| (versions[k].0.clone(), versions[k].1))
-                        .collect(),
-                ),
-                // Segments hold a file's every hit; the range applies to the table.
-                range: Default::default(),
-                ..opts.clone()
-            };
-            let found = hunt::hunt(&chunk_opts, progress, cancel)?;
-            let failed: BTreeSet<(String, String)> = found
-                .failures
-                .iter()
-                .map(|f| (f.dataset.clone(), f.file.clone()))
-                .collect();
-            let mut by_file: BTreeMap<(String, String), Vec<Hit>> = BTreeMap::new();
-            for h in found.hits {
-                by_file
-                    .entry((h.dataset.clone(), h.file.clone()))
-                    .or_default()
-                    .push(h);
+    groups
+}
+
+/// Files hunted together for the same versions, and recorded together.
+struct Chunk<'c> {
+    files: &'c [&'c CurrentFile],
+    needed: &'c BTreeSet<String>,
+    versions: &'c Versions,
+}
+
+impl Chunk<'_> {
+    /// Hunts the chunk's files for its versions, whole (segments hold a file's every hit;
+    /// the range applies to the table), then records each file that could be read and saves
+    /// the state.
+    fn hunt(
+        &self,
+        session: &Session,
+        state: &mut State,
+        progress: &dyn HuntProgress,
+        cancel: &AtomicBool,
+        inc: &mut IncrementalReport,
+    ) -> Result<HuntReport, HuntError> {
+        let pass = Pass {
+            files: Some(self.files.iter().map(|f| file_id(f)).collect()),
+            versions: Some(
+                self.needed
+                    .iter()
+                    .map(|k| (self.versions[k].0.clone(), self.versions[k].1))
+                    .collect(),
+            ),
+            whole_files: true,
+            ..Default::default()
+        };
+        let mut found = session.run(&pass, progress, cancel)?;
+        let failed: BTreeSet<(String, String)> = found
+            .failures
+            .iter()
+            .map(|f| (f.dataset.clone(), f.file.clone()))
+            .collect();
+        let mut by_file: BTreeMap<(String, String), Vec<Hit>> = BTreeMap::new();
+        for h in std::mem::take(&mut found.hits) {
+            by_file
+                .entry((h.dataset.clone(), h.file.clone()))
+                .or_default()
+                .push(h);
+        }
+        for f in self.files {
+            let id = file_id(f);
+            if failed.contains(&id) {
+                continue;
             }
-            for f in chunk {
-                let id = (f.key.dataset.clone(), f.key.path.clone());
-                if failed.contains(&id) {
-                    continue;
-                }
-                let new_hits = by_file.remove(&id).unwrap_or_default();
-                record_file(&mut state, f, needed, &versions, new_hits)
-                    .map_err(HuntError::Output)?;
-                inc.files_hunted += 1;
-                inc.pairs_hunted += needed.len();
-            }
-            state.save().map_err(HuntError::Output)?;
-            inc.chunks += 1;
-            report.units += found.units;
-            report.units_pruned += found.units_pruned;
-            report.bytes += found.bytes;
-            report.rows += found.rows;
-            report.failures.extend(found.failures);
-            for w in found.warnings {
-                if !report.warnings.contains(&w) {
-                    report.warnings.push(w);
-                }
-            }
+            let new_hits = by_file.remove(&id).unwrap_or_default();
+            record_file(state, f, self.needed, self.versions, new_hits)
+                .map_err(HuntError::Output)?;
+            inc.files_hunted += 1;
+            inc.pairs_hunted += self.needed.len();
+        }
+        state.save().map_err(HuntError::Output)?;
+        inc.chunks += 1;
+        Ok(found)
+    }
+}
+
+fn file_id(f: &CurrentFile) -> (String, String) {
+    (f.key.dataset.clone(), f.key.path.clone())
+}
+
+/// A chunk's counts, failures and new warnings added to the run's report.
+fn add_up(report: &mut HuntReport, found: HuntReport) {
+    report.units += found.units;
+    report.units_pruned += found.units_pruned;
+    report.bytes += found.bytes;
+    report.rows += found.rows;
+    report.failures.extend(found.failures);
+    for w in found.warnings {
+        if !report.warnings.contains(&w) {
+            report.warnings.push(w);
         }
     }
-    forget_gone_files(&mut state, &files).map_err(HuntError::Output)?;
-    report.versions = versions.len();
-    // The table, from every current file's segment, in the hit table's order.
-    let mut spool = Spool::new(
-        spill,
-        match opts.sort_memory {
-            0 => spool::DEFAULT_BUDGET,
-            n => n,
-        },
-    );
+}
+
+/// The table: every current in-range file's segment, the hits of selected versions inside
+/// the time range, spooled into the hit table's order.
+fn table(
+    state: &State,
+    session: &Session,
+    files: &[CurrentFile],
+    versions: &Versions,
+    spill: &Path,
+) -> Result<Spool, HuntError> {
+    let opts = session.options();
+    let budget = match opts.sort_memory {
+        0 => spool::DEFAULT_BUDGET,
+        n => n,
+    };
+    let mut spool = Spool::new(spill, budget);
     for f in files.iter().filter(|f| f.in_range) {
         let Some((_, r)) = state.record.files.get(&key_of(&f.key.dataset, &f.key.path)) else {
             continue;
         };
-        let hits = spool::read_hits(&state.dir.join(&r.segment)).map_err(HuntError::Output)?;
+        let hits = state.segment(&r.segment).map_err(HuntError::Output)?;
         spool
             .extend(hits.into_iter().filter(|h| {
                 opts.range.contains(h.timestamp_us)
@@ -363,8 +447,7 @@ pub fn hunt_incremental(
             }))
             .map_err(HuntError::Output)?;
     }
-    hunt::drain_into(spool, &mut report, out)?;
-    Ok((report, inc))
+    Ok(spool)
 }
 
 /// Replaces the hits of `needed` versions in the segment of `f` by `new_hits`, and records
@@ -377,17 +460,8 @@ fn record_file(
     new_hits: Vec<Hit>,
 ) -> Result<(), String> {
     let key = key_of(&f.key.dataset, &f.key.path);
-    let same_file = state
-        .record
-        .files
-        .get(&key)
-        .filter(|(_, r)| r.size == f.size && r.modified_ns == f.modified_ns)
-        .map(|(_, r)| r.clone());
-    let (mut hits, mut hunted) = match &same_file {
-        Some(r) => (
-            spool::read_hits(&state.dir.join(&r.segment))?,
-            r.versions.clone(),
-        ),
+    let (mut hits, mut hunted) = match state.known(f) {
+        Some(r) => (state.segment(&r.segment)?, r.versions.clone()),
         None => (Vec::new(), BTreeMap::new()),
     };
     hits.retain(|h| !needed.contains(&format!("{}@{}", h.rule_id, h.rule_version)));
@@ -409,8 +483,11 @@ fn record_file(
         (
             f.key.clone(),
             FileRecord {
-                size: f.size,
-                modified_ns: f.modified_ns,
+                size: f.identity.as_ref().map_or(0, |id| id.size),
+                version: f
+                    .identity
+                    .as_ref()
+                    .map_or(String::new(), |id| id.version.clone()),
                 segment,
                 versions: hunted,
             },

@@ -877,6 +877,11 @@ fn a_damaged_footer_is_a_failure_of_its_file_never_a_panic() {
         datasets: vec![dataset.clone()],
         versions: VersionSelect::List([1, 320].into_iter().collect()),
         threads: 1,
+        ..Default::default()
+    };
+    // One session for every damaged copy: each pass reads the part afresh.
+    let session = quarry::hunt::Session::open(&opts).expect("session");
+    let pass = quarry::hunt::Pass {
         summarise_scripts: true,
         ..Default::default()
     };
@@ -895,7 +900,8 @@ fn a_damaged_footer_is_a_failure_of_its_file_never_a_panic() {
             let mut bytes = original.clone();
             bytes[at] ^= mask;
             std::fs::write(part, &bytes).expect("damage");
-            let report = quarry::hunt::hunt(&opts, &NoProgress, &AtomicBool::new(false))
+            let report = session
+                .run(&pass, &NoProgress, &AtomicBool::new(false))
                 .unwrap_or_else(|e| panic!("byte {at} ^ {mask:#x}: the hunt itself failed: {e}"));
             for f in &report.failures {
                 assert!(f.to_string().contains(&f.file) && !f.file.is_empty());

@@ -106,10 +106,15 @@ fuzz_target!(|data: &[u8]| {
         datasets: vec![o.root.clone()],
         versions,
         threads: 1,
+        ..Default::default()
+    };
+    let pass = hunt::Pass {
         summarise_scripts: true,
         ..Default::default()
     };
-    if let Ok(report) = hunt::hunt(&opts, &NoProgress, &AtomicBool::new(false)) {
+    let found = hunt::Session::open(&opts)
+        .and_then(|session| session.run(&pass, &NoProgress, &AtomicBool::new(false)));
+    if let Ok(report) = found {
         for f in &report.failures {
             assert!(!f.file.is_empty(), "a failure without its file");
         }

@@ -19,12 +19,12 @@ use crate::cond::analyzer::Analyzer;
 use crate::cond::eval::{self, Document};
 use crate::cond::fields::FieldTypes;
 use crate::cond::{Cond, FieldSel, Pred, Test};
-use crate::hunt::{self, Extra, HuntError, HuntOptions, HuntProgress};
+use crate::hunt::{Extra, HuntError, HuntOptions, HuntProgress, Pass, Session};
+use crate::ingest::format_micros;
 use crate::ingest::schema::SCRIPT_TEXT;
-use crate::ingest::{dataset, format_micros};
 use crate::plan::Role;
 use crate::rules::kql;
-use crate::rules::pack::{self, RuleVersion, Status};
+use crate::rules::pack::RuleVersion;
 use crate::scan::script::ScriptSummary;
 use crate::sink::Hit;
 
@@ -198,69 +198,113 @@ impl BacktestReport {
 }
 
 /// Runs the backtest: one hunt pass over every selected version (and the ground-truth
-/// query), then the per-version tables, diffs and schedule replays from its hits.
+/// query and the what-ifs), then the per-version tables, diffs and schedule replays from
+/// its hits.
 pub fn run(
     opts: &BacktestOptions,
     progress: &dyn HuntProgress,
     cancel: &AtomicBool,
 ) -> Result<BacktestReport, HuntError> {
-    let pack = pack::load(
-        &opts.hunt.packs,
-        &pack::LoadOptions {
-            version_lock: opts.hunt.version_lock.clone(),
-        },
-    )
-    .map_err(|e| HuntError::Input(e.to_string()))?;
-    let selected = hunt::select_versions(&pack, &opts.hunt.rules, &opts.hunt.versions)
-        .map_err(HuntError::Input)?;
-    let ready: Vec<(&RuleVersion, &Cond)> = selected
-        .iter()
-        .filter_map(|v| match &v.status {
-            Status::Ready(c) => Some((&v.rule, &c.cond)),
-            _ => None,
-        })
-        .collect();
+    let session = Session::open(&opts.hunt)?;
+    let ready: Vec<(&RuleVersion, &Cond)> = session.ready().collect();
     let versions: Vec<&RuleVersion> = ready.iter().map(|(rule, _)| *rule).collect();
-    let mut hunt_opts = opts.hunt.clone();
-    if let Some(TruthSource::Column(column)) = &opts.truth {
-        hunt_opts.extra.push(truth_run(column));
-    }
-    let mut truth_problems = Vec::new();
-    let truth_file = match &opts.truth {
+    let (truth_file, truth_problems) = match &opts.truth {
         Some(TruthSource::File(path)) => {
             let (file, problems) = read_truth_file(path).map_err(HuntError::Input)?;
-            truth_problems = problems;
-            Some(file)
+            (Some(file), problems)
         }
-        _ => None,
+        _ => (None, Vec::new()),
     };
-    if let Some(exception) = &opts.exception {
-        let exception =
-            kql::parse(exception).map_err(|e| HuntError::Input(format!("--exception: {e}")))?;
-        let exception = kql::lower(&exception);
-        hunt_opts
-            .extra
-            .extend(ready.iter().map(|(rule, cond)| Extra {
-                rule: (*rule).clone(),
-                cond: (*cond).clone().and_not(exception.clone()),
-                role: Role::WhatIf,
-            }));
-    }
-    hunt_opts.summarise_scripts = true;
-    let found = hunt::hunt(&hunt_opts, progress, cancel)?;
+    let pass = Pass {
+        extra: extra_runs(opts, &ready)?,
+        summarise_scripts: true,
+        ..Default::default()
+    };
+    let found = session.run(&pass, progress, cancel)?;
     let Datasets {
         start,
         end,
         analyzers,
-    } = datasets(&opts.hunt)?;
+    } = datasets(&session);
     let days = ((end - start) as f64 / 86_400e6).max(1.0 / 24.0);
-    let (truth_hits, hits): (Vec<Hit>, Vec<Hit>) = found
-        .hits
-        .into_iter()
-        .partition(|h| h.role == Role::GroundTruth);
-    let (what_if_hits, hits): (Vec<Hit>, Vec<Hit>) =
-        hits.into_iter().partition(|h| h.role == Role::WhatIf);
-    let truth: Option<Truth> = match (&opts.truth, truth_file) {
+    let mut roles: HashMap<Role, Vec<Hit>> = HashMap::new();
+    for h in found.hits {
+        roles.entry(h.role).or_default().push(h);
+    }
+    let mut take = |role| roles.remove(&role).unwrap_or_default();
+    let (hits, what_if_hits, truth_hits) = (
+        take(Role::Version),
+        take(Role::WhatIf),
+        take(Role::GroundTruth),
+    );
+    let mut warnings: Vec<String> = found.warnings.into_iter().chain(truth_problems).collect();
+    let truth = ground_truth(opts, truth_file, &truth_hits, &mut warnings);
+    let mut report = BacktestReport {
+        start: Some(format_micros(start)),
+        end: Some(format_micros(end)),
+        days,
+        warnings,
+        failures: found.failures.iter().map(ToString::to_string).collect(),
+        units: found.units,
+        rows: found.rows,
+        ..Default::default()
+    };
+    report.describe_truth(truth.as_ref());
+    let context = Context {
+        start,
+        end,
+        days,
+        truth: truth.as_ref(),
+        scripts: &found.scripts,
+        analyzers: &analyzers,
+    };
+    let what_ifs = opts
+        .exception
+        .is_some()
+        .then(|| by_version_of(&what_if_hits));
+    report.rules = rule_reports(
+        &versions,
+        &hits,
+        what_ifs.as_ref(),
+        &context,
+        opts,
+        &mut report.warnings,
+    );
+    Ok(report)
+}
+
+/// The conditions that ride along the backtest's pass: the ground-truth query (with a truth
+/// column), and each version `and not` the exception (with one).
+fn extra_runs(
+    opts: &BacktestOptions,
+    ready: &[(&RuleVersion, &Cond)],
+) -> Result<Vec<Extra>, HuntError> {
+    let mut extra = Vec::new();
+    if let Some(TruthSource::Column(column)) = &opts.truth {
+        extra.push(truth_run(column));
+    }
+    if let Some(exception) = &opts.exception {
+        let exception =
+            kql::parse(exception).map_err(|e| HuntError::Input(format!("--exception: {e}")))?;
+        let exception = kql::lower(&exception);
+        extra.extend(ready.iter().map(|(rule, cond)| Extra {
+            rule: (*rule).clone(),
+            cond: (*cond).clone().and_not(exception.clone()),
+            role: Role::WhatIf,
+        }));
+    }
+    Ok(extra)
+}
+
+/// The ground truth: the events the truth query found, or the truth file's; labelled events
+/// in datasets not hunted are warned of.
+fn ground_truth(
+    opts: &BacktestOptions,
+    file: Option<TruthFile>,
+    truth_hits: &[Hit],
+    warnings: &mut Vec<String>,
+) -> Option<Truth> {
+    match (&opts.truth, file) {
         (Some(TruthSource::Column(_)), _) => {
             Some(Truth::Column(truth_hits.iter().map(EventRef::of).collect()))
         }
@@ -273,67 +317,67 @@ pub fn run(
                 .map(|d| d.display().to_string())
                 .collect();
             for (dataset, n) in labels.outside(&hunted) {
-                truth_problems.push(format!(
+                warnings.push(format!(
                     "{n} labelled events are in dataset `{dataset}`, which is not hunted"
                 ));
             }
             Some(Truth::Events(labels))
         }
         _ => None,
-    };
-    let runs = diff::query_changes(&versions);
-    let diffs = diff::diffs(&hits, &runs, opts.examples);
-    let mut report = BacktestReport {
-        start: Some(format_micros(start)),
-        end: Some(format_micros(end)),
-        days,
-        labelled_malicious: match &truth {
+    }
+}
+
+impl BacktestReport {
+    /// Says what the ground truth holds.
+    fn describe_truth(&mut self, truth: Option<&Truth>) {
+        self.labelled_malicious = match truth {
             Some(Truth::Column(bad)) => Some(bad.len()),
             Some(Truth::Events(labels)) => Some(labels.len()),
             _ => None,
-        },
-        labelled_by: match &truth {
+        };
+        self.labelled_by = match truth {
             Some(Truth::Events(labels)) => Some(labels.key_columns.clone()),
             _ => None,
-        },
-        incidents: match &truth {
+        };
+        self.incidents = match truth {
             Some(Truth::Incidents(all)) => Some(all.len()),
             _ => None,
-        },
-        warnings: found.warnings.into_iter().chain(truth_problems).collect(),
-        failures: found.failures.iter().map(ToString::to_string).collect(),
-        units: found.units,
-        rows: found.rows,
-        ..Default::default()
-    };
-    let by_version = by_version_of(&hits);
-    let twins = by_version_of(&what_if_hits);
-    let context = Context {
-        start,
-        end,
-        days,
-        truth: truth.as_ref(),
-        scripts: &found.scripts,
-        analyzers: &analyzers,
-    };
+        };
+    }
+}
+
+/// Each rule's table: a row per version, against its previous version and (with an
+/// exception) its what-if twin's hits.
+fn rule_reports(
+    versions: &[&RuleVersion],
+    hits: &[Hit],
+    what_ifs: Option<&HashMap<(String, u32), Vec<&Hit>>>,
+    context: &Context,
+    opts: &BacktestOptions,
+    warnings: &mut Vec<String>,
+) -> Vec<RuleReport> {
+    let runs = diff::query_changes(versions);
+    let diffs = diff::diffs(hits, &runs, opts.examples);
+    let by_version = by_version_of(hits);
+    let mut rules: Vec<RuleReport> = Vec::new();
     for (rule, d) in versions.iter().zip(&diffs) {
         let key = (rule.rule_id.clone(), rule.version);
         let own = by_version.get(&key).map_or(&[][..], Vec::as_slice);
-        let mut row = version_row(rule, d, own, &context, &mut report.warnings);
-        if opts.exception.is_some() {
+        let mut row = version_row(rule, d, own, context, warnings);
+        if let Some(twins) = what_ifs {
             let kept = twins.get(&key).map_or(&[][..], Vec::as_slice);
-            row.what_if = Some(what_if(own, kept, truth.as_ref()));
+            row.what_if = Some(what_if(own, kept, context.truth));
         }
-        match report.rules.last_mut() {
+        match rules.last_mut() {
             Some(r) if r.rule_id == rule.rule_id => r.versions.push(row),
-            _ => report.rules.push(RuleReport {
+            _ => rules.push(RuleReport {
                 rule_id: rule.rule_id.clone(),
                 name: rule.name.clone(),
                 versions: vec![row],
             }),
         }
     }
-    Ok(report)
+    rules
 }
 
 /// The query that finds the labelled events, run as one more version.
@@ -407,33 +451,26 @@ struct Datasets {
     analyzers: HashMap<String, Analyzer>,
 }
 
-fn datasets(opts: &HuntOptions) -> Result<Datasets, HuntError> {
+fn datasets(session: &Session) -> Datasets {
     let mut lo = i64::MAX;
     let mut hi = i64::MIN;
     let mut analyzers = HashMap::new();
-    for root in &opts.datasets {
-        let label = root.display().to_string();
-        let manifest = dataset::read_manifest(root)
-            .map_err(|e| HuntError::Input(format!("{label} is not a quarry dataset: {e}")))?;
-        for p in manifest.parts() {
+    for dataset in session.datasets() {
+        for p in dataset.manifest.parts() {
             lo = lo.min(p.min_timestamp_us);
             hi = hi.max(p.max_timestamp_us);
         }
-        let analyzer = manifest
-            .analyzers
-            .get(SCRIPT_TEXT)
-            .and_then(|a| Analyzer::parse(a))
-            .unwrap_or(Analyzer::Pattern);
-        analyzers.insert(label, analyzer);
+        analyzers.insert(dataset.label.clone(), dataset.analyzer());
     }
-    let start = opts.range.from_us.unwrap_or(lo);
-    let end = opts.range.to_us.unwrap_or(hi);
+    let range = session.options().range;
+    let start = range.from_us.unwrap_or(lo);
+    let end = range.to_us.unwrap_or(hi);
     let (start, end) = if start <= end { (start, end) } else { (0, 0) };
-    Ok(Datasets {
+    Datasets {
         start,
         end,
         analyzers,
-    })
+    }
 }
 
 /// What every version's row is made against.

@@ -134,9 +134,9 @@ impl HuntProgress for Bar {
 pub(super) fn failed(e: HuntError) -> i32 {
     eprintln!("quarry: {e}");
     match e {
-        HuntError::Input(_) => 2,
-        HuntError::Failed(_) | HuntError::Output(_) => 3,
         HuntError::Cancelled => 130,
+        e if e.is_usage() => 2,
+        _ => 3,
     }
 }
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::writer::{staged_path, StagedPart};
 use super::IngestError;
+use crate::store::{LocalStore, Store};
 
 pub const META_DIR: &str = "_quarry";
 pub const MANIFEST: &str = "dataset.json";
@@ -102,12 +103,17 @@ pub fn manifest_path(root: &Path) -> PathBuf {
     root.join(META_DIR).join(MANIFEST)
 }
 
-/// Reads a dataset's manifest without locking it.
+/// Reads the manifest of the dataset in directory `root`, without locking it.
 pub fn read_manifest(root: &Path) -> Result<Manifest, IngestError> {
-    let path = manifest_path(root);
-    let text = std::fs::read_to_string(&path).map_err(|e| IngestError::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| IngestError::Dataset {
-        path,
+    manifest_in(&LocalStore::new(root))
+}
+
+/// Reads the manifest of the dataset in `store`.
+pub fn manifest_in(store: &dyn Store) -> Result<Manifest, IngestError> {
+    let path = format!("{META_DIR}/{MANIFEST}");
+    let blob = store.read(&path).map_err(IngestError::Store)?;
+    serde_json::from_slice(blob.bytes()).map_err(|e| IngestError::Dataset {
+        path: PathBuf::from(store.location_of(&path)),
         message: format!("unreadable manifest: {e}"),
     })
 }

@@ -65,6 +65,8 @@ pub enum IngestError {
         source: parquet::errors::ParquetError,
     },
     Arrow(arrow::error::ArrowError),
+    /// A dataset's object that could not be read.
+    Store(crate::store::StoreError),
     /// The run was interrupted; nothing was added to the dataset.
     Cancelled,
 }
@@ -94,12 +96,23 @@ impl std::fmt::Display for IngestError {
                 write!(f, "cannot write {}: {source}", path.display())
             }
             IngestError::Arrow(e) => write!(f, "arrow: {e}"),
+            IngestError::Store(e) => write!(f, "{e}"),
             IngestError::Cancelled => write!(f, "interrupted; the dataset is unchanged"),
         }
     }
 }
 
-impl std::error::Error for IngestError {}
+impl std::error::Error for IngestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IngestError::Io { source, .. } => Some(source),
+            IngestError::Parquet(e) | IngestError::Part { source: e, .. } => Some(e),
+            IngestError::Arrow(e) => Some(e),
+            IngestError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<parquet::errors::ParquetError> for IngestError {
     fn from(e: parquet::errors::ParquetError) -> Self {

@@ -102,8 +102,8 @@ pub struct UnitHits {
 }
 
 /// A plan ready to scan units.
-pub struct Scanner<'a> {
-    plan: &'a Plan,
+pub struct Scanner {
+    plan: Arc<Plan>,
     /// The column whose value of each hit row is summarised, if asked.
     script_column: Option<String>,
     /// The columns read for every hit row (the hit table's triage fields).
@@ -114,10 +114,10 @@ pub struct Scanner<'a> {
     live: Vec<Vec<usize>>,
 }
 
-impl<'a> Scanner<'a> {
+impl Scanner {
     /// The scanner of `plan`, whose hits carry the values of `hit_fields` (the hit table's
     /// triage fields).
-    pub fn new(plan: &'a Plan, hit_fields: &[&str]) -> Result<Scanner<'a>, String> {
+    pub fn new(plan: Arc<Plan>, hit_fields: &[&str]) -> Result<Scanner, String> {
         let mut columns = Vec::new();
         for (name, ids) in plan.leaves_by_column() {
             let (text, leaves): (Vec<usize>, Vec<usize>) = ids
@@ -170,6 +170,11 @@ impl<'a> Scanner<'a> {
             columns,
             live: groups,
         })
+    }
+
+    /// The plan scanned for.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// Summarises the `column` value (the script) of every hit row as well.
@@ -548,7 +553,7 @@ impl<'a> Scanner<'a> {
             first >= rows || needed.slice(first, end.min(rows) - first).count_set_bits() > 0
         };
         pages::for_each_value(
-            &part.data,
+            part.data(),
             part.meta.metadata(),
             rg,
             leaf,
@@ -712,7 +717,7 @@ mod tests {
             .collect();
         let parts: Vec<Part> = manifest
             .parts()
-            .map(|p| Part::open(&root, &p.path).expect("part"))
+            .map(|p| Part::open(&crate::store::LocalStore::new(&root), &p.path).expect("part"))
             .collect();
         let mut columns = Columns::default();
         parts.iter().for_each(|p| columns.names.extend(p.columns()));
@@ -721,7 +726,7 @@ mod tests {
             None => manifest.indices.keys().cloned().collect(),
         };
         let plan = Plan::compile(&targets, &columns, FieldTypes::default(), &index);
-        let scanner = Scanner::new(&plan, crate::sink::TRIAGE_FIELDS).expect("scanner");
+        let scanner = Scanner::new(Arc::new(plan), crate::sink::TRIAGE_FIELDS).expect("scanner");
         let mut scratch = Scratch::default();
         let mut total = 0;
         for part in &parts {

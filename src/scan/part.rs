@@ -1,9 +1,9 @@
-//! Parquet parts: a dataset's files memory-mapped, their footers read and checked, and the
-//! columns of a row group decoded to Arrow for the rows asked for. The one place the scan
-//! touches files; [`super::pages`] reads text pages from the same bytes.
+//! Parquet parts: a dataset's files as a [`Store`] hands them out (memory maps, locally),
+//! their footers read and checked, and the columns of a row group decoded to Arrow for the
+//! rows asked for. The one place the scan reads a file; [`super::pages`] reads text pages
+//! from the same bytes.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray};
@@ -18,40 +18,39 @@ use parquet::file::reader::ChunkReader;
 use parquet::file::statistics::Statistics;
 
 use crate::ingest::schema::TIMESTAMP;
+use crate::store::{Blob, Store};
 
-/// A Parquet file of a dataset, mapped into memory with its footer read.
+/// A Parquet file of a dataset, its bytes at hand and its footer read.
 pub struct Part {
     /// Path relative to the dataset root, as hits refer to it.
     pub rel: String,
-    map: Arc<memmap2::Mmap>,
-    pub(super) data: Bytes,
+    blob: Blob,
     pub(super) meta: ArrowReaderMetadata,
 }
 
-/// The mapping as the byte source of [`Bytes`] slices, shared with the [`Part`].
-struct SharedMap(Arc<memmap2::Mmap>);
-
-impl AsRef<[u8]> for SharedMap {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
 impl Part {
-    pub fn open(root: &Path, rel: &str) -> Result<Part, String> {
-        let path = root.join(rel);
-        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open: {e}"))?;
-        // SAFETY: parts are written once (staged, then renamed) and never modified in place.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map: {e}"))?;
-        let map = Arc::new(map);
-        let data = Bytes::from_owner(SharedMap(Arc::clone(&map)));
-        let meta = read_footer(&data)?;
+    /// Part `rel` of the dataset in `store`.
+    pub fn open(store: &dyn Store, rel: &str) -> Result<Part, String> {
+        let blob = store.read(rel).map_err(|e| match e.kind {
+            crate::store::StoreErrorKind::NotFound => "cannot open: not found".to_string(),
+            crate::store::StoreErrorKind::Io(e) => format!("cannot open: {e}"),
+        })?;
+        Part::from_blob(blob, rel)
+    }
+
+    /// A part from bytes already read.
+    pub fn from_blob(blob: Blob, rel: &str) -> Result<Part, String> {
+        let meta = read_footer(blob.bytes())?;
         Ok(Part {
             rel: rel.to_string(),
-            map,
-            data,
+            blob,
             meta,
         })
+    }
+
+    /// The file's bytes.
+    pub(super) fn data(&self) -> &Bytes {
+        self.blob.bytes()
     }
 
     pub fn row_groups(&self) -> usize {
@@ -71,17 +70,7 @@ impl Part {
         let ranges = group.columns().iter().map(|c| c.byte_range());
         let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0) as usize;
         let end = ranges.map(|(s, l)| s + l).max().unwrap_or(0) as usize;
-        if start < end && end <= self.map.len() {
-            // SAFETY: the mapping is shared and read-only, so dropped pages are read again
-            // from the file on the next access (by any thread) with the same contents.
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start,
-                    end - start,
-                )
-            };
-        }
+        self.blob.release(start..end);
     }
 
     pub fn row_group_bytes(&self, rg: usize) -> u64 {
@@ -158,7 +147,7 @@ impl Part {
         }
         let rows = self.row_group_rows(rg);
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.data.clone(),
+            self.blob.bytes().clone(),
             self.meta.clone(),
         )
         .with_row_groups(vec![rg])

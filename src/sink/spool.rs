@@ -270,12 +270,12 @@ pub fn write_hits(path: &Path, hits: &[Hit]) -> Result<(), String> {
     out.flush().map_err(io)
 }
 
-/// Every hit of a file written by [`write_hits`].
-pub fn read_hits(path: &Path) -> Result<Vec<Hit>, String> {
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Every hit of a file written by [`write_hits`], its bytes read already; `name` says
+/// which file in messages.
+pub fn hits_from(bytes: &[u8], name: &str) -> Result<Vec<Hit>, String> {
     let mut reader = RunReader {
-        input: BufReader::with_capacity(1 << 16, file),
-        path: path.to_path_buf(),
+        input: bytes,
+        path: PathBuf::from(name),
     };
     let mut out = Vec::new();
     while let Some(h) = reader.next()? {
@@ -284,12 +284,13 @@ pub fn read_hits(path: &Path) -> Result<Vec<Hit>, String> {
     Ok(out)
 }
 
-struct RunReader {
-    input: BufReader<File>,
+/// Hits read back from a run, one at a time.
+struct RunReader<R> {
+    input: R,
     path: PathBuf,
 }
 
-impl RunReader {
+impl<R: Read> RunReader<R> {
     /// The next hit of the run, `None` at its end.
     fn next(&mut self) -> Result<Option<Hit>, String> {
         let mut first = [0u8; 8];

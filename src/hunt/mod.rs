@@ -1,0 +1,251 @@
+//! The hunt: selected rule versions over datasets, in one parallel pass, into a hit table.
+//!
+//! A [`Session`] loads the rule packs, picks the versions and reads each dataset's manifest
+//! (which gives the mapping, and so the analyzer, and the indices it stands for), once. Each
+//! [`Pass`] of it ([`session`]'s neighbour `pass`) compiles one [`crate::plan::Plan`] per
+//! dataset, prunes parts and row groups that lie outside `--from`/`--to`, and scans every
+//! remaining (file, row group) unit on a rayon pool. A unit that fails to decode is reported
+//! with its file and row group and the hunt goes on (unless `fail_fast`). [`hunt`] and
+//! [`hunt_into`] are a session of one pass.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use crate::cond::Cond;
+use crate::plan::Role;
+use crate::rules::pack::RuleVersion;
+use crate::scan::script::ScriptSummary;
+use crate::scan::TimeRange;
+use crate::sink::spool::Spool;
+use crate::sink::{EventRef, Hit, Summarizer, VersionSummary};
+
+mod pass;
+mod session;
+
+pub use session::{select_versions, OpenDataset, Pass, Session};
+
+/// Which versions of each selected rule run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum VersionSelect {
+    Latest,
+    #[default]
+    All,
+    List(BTreeSet<u32>),
+}
+
+impl VersionSelect {
+    pub fn parse(s: &str) -> Result<VersionSelect, String> {
+        match s {
+            "latest" => Ok(VersionSelect::Latest),
+            "all" => Ok(VersionSelect::All),
+            list => list
+                .split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("`{v}` is not a version number"))
+                })
+                .collect::<Result<_, _>>()
+                .map(VersionSelect::List),
+        }
+    }
+}
+
+/// What a hunt runs over; the default is every version of the built-in pack over no
+/// dataset, with every other option at its usual value.
+#[derive(Debug, Clone, Default)]
+pub struct HuntOptions {
+    /// Rule packs, files or directories; none: the built-in seed pack
+    /// ([`crate::rules::pack::BUILTIN`]).
+    pub packs: Vec<PathBuf>,
+    pub version_lock: Option<PathBuf>,
+    pub datasets: Vec<PathBuf>,
+    /// Rule ids (a unique prefix is enough), optionally `@version`; empty means every rule.
+    pub rules: Vec<String>,
+    pub versions: VersionSelect,
+    pub range: TimeRange,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Stop at the first file or row group that fails to decode.
+    pub fail_fast: bool,
+    /// Memory for sorting hits before they spill to disk (0:
+    /// [`crate::sink::spool::DEFAULT_BUDGET`]).
+    pub sort_memory: usize,
+}
+
+/// A condition run as a version besides the selection, with the role its hits carry.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    pub rule: RuleVersion,
+    pub cond: Cond,
+    pub role: Role,
+}
+
+/// A file or row group that could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanFailure {
+    pub dataset: String,
+    pub file: String,
+    pub row_group: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ScanFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = Path::new(&self.dataset).join(&self.file);
+        match self.row_group {
+            Some(rg) => write!(f, "{} (row group {rg}): {}", path.display(), self.message),
+            None => write!(f, "{}: {}", path.display(), self.message),
+        }
+    }
+}
+
+/// What a hunt found and met.
+#[derive(Debug, Clone, Default)]
+pub struct HuntReport {
+    /// In the hit table's order ([`hunt`] only: [`hunt_into`] hands them out instead).
+    pub hits: Vec<Hit>,
+    /// How many hits there are.
+    pub hit_count: u64,
+    /// Times the hits outgrew the memory budget and were spilled to disk.
+    pub spilled_runs: usize,
+    pub summary: Vec<VersionSummary>,
+    /// Versions selected and runnable.
+    pub versions: usize,
+    /// Versions that will not run or cannot fire somewhere, and why.
+    pub warnings: Vec<String>,
+    pub failures: Vec<ScanFailure>,
+    /// With [`HuntOptions::summarise_scripts`]: the script of each hit event.
+    pub scripts: HashMap<EventRef, ScriptSummary>,
+    pub units: usize,
+    pub units_pruned: usize,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// Why a hunt stopped.
+#[derive(Debug)]
+pub enum HuntError {
+    /// A rule pack that cannot be read.
+    Pack(crate::rules::pack::PackError),
+    /// A rule or version asked for that the packs do not have.
+    Selection(String),
+    /// A dataset whose manifest cannot be read.
+    Dataset {
+        dataset: String,
+        source: crate::ingest::IngestError,
+    },
+    /// A plan the scanner cannot build (a text matcher too large, say).
+    Plan(String),
+    Threads {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
+    /// Other bad usage, said in a sentence: a backtest's exception that does not parse, a
+    /// truth file that cannot be read, a hunt state in use.
+    Input(String),
+    /// `fail_fast` and a unit failed.
+    Failed(ScanFailure),
+    /// The hits could not be spooled or written.
+    Output(String),
+    Cancelled,
+}
+
+impl HuntError {
+    /// Whether the error is the caller's (what was asked for cannot be had), not the
+    /// data's or the output's.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            HuntError::Pack(_)
+                | HuntError::Selection(_)
+                | HuntError::Dataset { .. }
+                | HuntError::Plan(_)
+                | HuntError::Threads { .. }
+                | HuntError::Input(_)
+        )
+    }
+}
+
+impl std::fmt::Display for HuntError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HuntError::Pack(e) => write!(f, "{e}"),
+            HuntError::Selection(m) | HuntError::Input(m) => f.write_str(m),
+            HuntError::Dataset { dataset, source } => {
+                write!(f, "{dataset} is not a quarry dataset: {source}")
+            }
+            HuntError::Plan(m) => write!(f, "cannot plan the hunt: {m}"),
+            HuntError::Threads { threads, source } => {
+                write!(f, "cannot start {threads} threads: {source}")
+            }
+            HuntError::Failed(e) => write!(f, "{e}"),
+            HuntError::Output(m) => write!(f, "cannot write the hits: {m}"),
+            HuntError::Cancelled => f.write_str("interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for HuntError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HuntError::Pack(e) => Some(e),
+            HuntError::Dataset { source, .. } => Some(source),
+            HuntError::Threads { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Progress of the scan, called from worker threads.
+pub trait HuntProgress: Sync {
+    fn start(&self, _bytes: u64, _units: usize) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+pub struct NoProgress;
+impl HuntProgress for NoProgress {}
+
+/// Runs the hunt of `opts` (one pass of a [`Session`] over every selected version) and
+/// returns its hits in memory, in the hit table's order. `cancel` is polled between units.
+pub fn hunt(
+    opts: &HuntOptions,
+    progress: &dyn HuntProgress,
+    cancel: &AtomicBool,
+) -> Result<HuntReport, HuntError> {
+    Session::open(opts)?.run(&Pass::default(), progress, cancel)
+}
+
+/// Runs the hunt of `opts` and hands its hits to `out` in the hit table's order, a batch
+/// at a time; hits beyond [`crate::sink::spool::DEFAULT_BUDGET`] of memory (or `opts.sort_memory`) are
+/// spilled meanwhile to a temporary directory whose path starts with `spill` (see
+/// [`Spool::new`]).
+pub fn hunt_into(
+    opts: &HuntOptions,
+    progress: &dyn HuntProgress,
+    cancel: &AtomicBool,
+    spill: &Path,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+) -> Result<HuntReport, HuntError> {
+    Session::open(opts)?.run_into(&Pass::default(), progress, cancel, spill, out)
+}
+
+/// Hands the spool's hits to `out` in order, and counts and summarises them in `report`.
+pub(crate) fn drain_into(
+    spool: Spool,
+    report: &mut HuntReport,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+) -> Result<(), HuntError> {
+    report.hit_count = spool.len();
+    report.spilled_runs = spool.runs();
+    let mut summary = Summarizer::default();
+    spool
+        .drain(&mut |batch| {
+            batch.iter().for_each(|h| summary.add(h));
+            out(batch)
+        })
+        .map_err(HuntError::Output)?;
+    report.summary = summary.finish();
+    Ok(())
+}
