@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::hunt::{HuntError, HuntOptions, HuntProgress, HuntReport, Pass, Session};
 use crate::rules::pack::RuleVersion;
 use crate::sink::spool::{self, Spool};
-use crate::sink::Hit;
-use crate::store::{Identity, LocalStore, Store};
+use crate::sink::{Hit, SinkError};
+use crate::store::{Identity, LocalStore, Store, StoreError};
 
 const RECORD: &str = "state.json";
 const LOCK: &str = "state.lock";
@@ -122,6 +122,81 @@ fn key_of(dataset: &str, path: &str) -> String {
     format!("{dataset}\u{0}{path}")
 }
 
+/// A hunt state that cannot be opened, read or saved.
+#[derive(Debug)]
+pub enum StateError {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another process holds the state's lock.
+    Locked(PathBuf),
+    /// A record that is not a quarry hunt state.
+    NotAState {
+        at: String,
+        source: serde_json::Error,
+    },
+    /// A record in a format this quarry does not read.
+    Format {
+        at: String,
+        format: u32,
+    },
+    Store(StoreError),
+    /// A segment of hits that cannot be read or written.
+    Segment(SinkError),
+}
+
+impl StateError {
+    fn io(path: &Path, source: std::io::Error) -> StateError {
+        StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether the caller named a state this run cannot use (not an I/O failure).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            StateError::Locked(_) | StateError::NotAState { .. } | StateError::Format { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StateError::Locked(dir) => write!(
+                f,
+                "{}: another quarry process is using this hunt state",
+                dir.display()
+            ),
+            StateError::NotAState { at, source } => {
+                write!(f, "{at}: not a quarry hunt state: {source}")
+            }
+            StateError::Format { at, format } => write!(
+                f,
+                "{at}: hunt state format {format} (this quarry reads {FORMATS_READ:?})"
+            ),
+            StateError::Store(e) => write!(f, "{e}"),
+            StateError::Segment(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StateError::Io { source, .. } => Some(source),
+            StateError::NotAState { source, .. } => Some(source),
+            StateError::Store(e) => Some(e),
+            StateError::Segment(e) => Some(e),
+            StateError::Locked(_) | StateError::Format { .. } => None,
+        }
+    }
+}
+
 /// A hunt state directory, locked for this run.
 pub struct State {
     dir: PathBuf,
@@ -134,27 +209,28 @@ pub struct State {
 }
 
 impl State {
-    pub fn open(dir: &Path) -> Result<State, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        std::fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e))?;
         let lock_path = dir.join(LOCK);
         let lock = crate::lock::exclusive(&lock_path).map_err(|e| match e {
-            crate::lock::LockError::Io(e) => format!("{}: {e}", lock_path.display()),
-            crate::lock::LockError::Held => format!(
-                "{}: another quarry process is using this hunt state",
-                dir.display()
-            ),
+            crate::lock::LockError::Io(e) => StateError::io(&lock_path, e),
+            crate::lock::LockError::Held => StateError::Locked(dir.to_path_buf()),
         })?;
         let store = LocalStore::new(dir);
         let record = match store.read(RECORD) {
             Ok(blob) => {
                 let at = store.location_of(RECORD);
-                let mut r: Record = serde_json::from_slice(blob.bytes())
-                    .map_err(|e| format!("{at}: not a quarry hunt state: {e}"))?;
+                let mut r: Record = serde_json::from_slice(blob.bytes()).map_err(|source| {
+                    StateError::NotAState {
+                        at: at.clone(),
+                        source,
+                    }
+                })?;
                 if !FORMATS_READ.contains(&r.format) {
-                    return Err(format!(
-                        "{at}: hunt state format {} (this quarry reads {FORMATS_READ:?})",
-                        r.format
-                    ));
+                    return Err(StateError::Format {
+                        at,
+                        format: r.format,
+                    });
                 }
                 r.format = FORMAT;
                 r
@@ -163,7 +239,7 @@ impl State {
                 format: FORMAT,
                 ..Default::default()
             },
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(StateError::Store(e)),
         };
         let state = State {
             dir: dir.to_path_buf(),
@@ -199,9 +275,9 @@ impl State {
     }
 
     /// The hits of a segment.
-    fn segment(&self, name: &str) -> Result<Vec<Hit>, String> {
-        let blob = self.store.read(name).map_err(|e| e.to_string())?;
-        spool::hits_from(blob.bytes(), &self.store.location_of(name))
+    fn segment(&self, name: &str) -> Result<Vec<Hit>, StateError> {
+        let blob = self.store.read(name).map_err(StateError::Store)?;
+        spool::hits_from(blob.bytes(), &self.store.location_of(name)).map_err(StateError::Segment)
     }
 
     /// The record of `f`, when it is of the file as it is now.
@@ -215,9 +291,10 @@ impl State {
 
     /// Writes the record (to a temporary file, synced, then renamed over the old one), then
     /// removes the segments it no longer names.
-    fn save(&mut self) -> Result<(), String> {
+    fn save(&mut self) -> Result<(), StateError> {
         let path = self.dir.join(RECORD);
-        let bytes = serde_json::to_vec(&self.record).map_err(|e| e.to_string())?;
+        let bytes =
+            serde_json::to_vec(&self.record).map_err(|e| StateError::io(&path, e.into()))?;
         write_atomically(&self.dir, &path, &|f| f.write_all(&bytes))?;
         for segment in self.obsolete.drain(..) {
             let _ = std::fs::remove_file(self.dir.join(segment));
@@ -230,8 +307,8 @@ fn write_atomically(
     dir: &Path,
     path: &Path,
     fill: &dyn Fn(&mut File) -> std::io::Result<()>,
-) -> Result<(), String> {
-    let at = |e: std::io::Error| format!("{}: {e}", path.display());
+) -> Result<(), StateError> {
+    let at = |e| StateError::io(path, e);
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
@@ -282,9 +359,9 @@ pub fn hunt_incremental(
     progress: &dyn HuntProgress,
     cancel: &AtomicBool,
     spill: &Path,
-    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), SinkError>,
 ) -> Result<(HuntReport, IncrementalReport), HuntError> {
-    let mut state = State::open(dir).map_err(HuntError::Input)?;
+    let mut state = State::open(dir).map_err(HuntError::State)?;
     let session = Session::open(opts)?;
     let versions: Versions = session
         .ready()
@@ -310,7 +387,7 @@ pub fn hunt_incremental(
             add_up(&mut report, found);
         }
     }
-    forget_gone_files(&mut state, &files).map_err(HuntError::Output)?;
+    forget_gone_files(&mut state, &files).map_err(HuntError::State)?;
     report.versions = versions.len();
     let spool = table(&state, &session, &files, &versions, spill)?;
     crate::hunt::drain_into(spool, &mut report, out)?;
@@ -392,11 +469,11 @@ impl Chunk<'_> {
             }
             let new_hits = by_file.remove(&id).unwrap_or_default();
             record_file(state, f, self.needed, self.versions, new_hits)
-                .map_err(HuntError::Output)?;
+                .map_err(HuntError::State)?;
             inc.files_hunted += 1;
             inc.pairs_hunted += self.needed.len();
         }
-        state.save().map_err(HuntError::Output)?;
+        state.save().map_err(HuntError::State)?;
         inc.chunks += 1;
         Ok(found)
     }
@@ -439,7 +516,7 @@ fn table(
         let Some((_, r)) = state.record.files.get(&key_of(&f.key.dataset, &f.key.path)) else {
             continue;
         };
-        let hits = state.segment(&r.segment).map_err(HuntError::Output)?;
+        let hits = state.segment(&r.segment).map_err(HuntError::State)?;
         spool
             .extend(hits.into_iter().filter(|h| {
                 opts.range.contains(h.timestamp_us)
@@ -458,7 +535,7 @@ fn record_file(
     needed: &BTreeSet<String>,
     versions: &BTreeMap<String, (String, u32, String)>,
     new_hits: Vec<Hit>,
-) -> Result<(), String> {
+) -> Result<(), StateError> {
     let key = key_of(&f.key.dataset, &f.key.path);
     let (mut hits, mut hunted) = match state.known(f) {
         Some(r) => (state.segment(&r.segment)?, r.versions.clone()),
@@ -473,11 +550,11 @@ fn record_file(
     state.record.next_segment += 1;
     let path = state.dir.join(&segment);
     let tmp = state.dir.join(format!(".tmp-{segment}"));
-    spool::write_hits(&tmp, &hits)?;
+    spool::write_hits(&tmp, &hits).map_err(StateError::Segment)?;
     File::open(&tmp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| StateError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))?;
     let old = state.record.files.insert(
         key,
         (
@@ -501,7 +578,7 @@ fn record_file(
 }
 
 /// Drops the record and segment of files no longer in the datasets.
-fn forget_gone_files(state: &mut State, files: &[CurrentFile]) -> Result<(), String> {
+fn forget_gone_files(state: &mut State, files: &[CurrentFile]) -> Result<(), StateError> {
     let current: BTreeSet<String> = files
         .iter()
         .map(|f| key_of(&f.key.dataset, &f.key.path))

@@ -210,7 +210,7 @@ pub fn run(
     let versions: Vec<&RuleVersion> = ready.iter().map(|(rule, _)| *rule).collect();
     let (truth_file, truth_problems) = match &opts.truth {
         Some(TruthSource::File(path)) => {
-            let (file, problems) = read_truth_file(path).map_err(HuntError::Input)?;
+            let (file, problems) = read_truth_file(path).map_err(HuntError::Truth)?;
             (Some(file), problems)
         }
         _ => (None, Vec::new()),
@@ -284,8 +284,7 @@ fn extra_runs(
         extra.push(truth_run(column));
     }
     if let Some(exception) = &opts.exception {
-        let exception =
-            kql::parse(exception).map_err(|e| HuntError::Input(format!("--exception: {e}")))?;
+        let exception = kql::parse(exception).map_err(HuntError::Exception)?;
         let exception = kql::lower(&exception);
         extra.extend(ready.iter().map(|(rule, cond)| Extra {
             rule: (*rule).clone(),

@@ -37,21 +37,43 @@ const MAX_DAY_COLUMNS: usize = 120;
 
 /// Writes the report into `dir` (created if needed) and returns the file's path. The file
 /// appears whole or not at all: it is written beside its final name, then renamed.
-pub fn write(report: &BacktestReport, dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn write(report: &BacktestReport, dir: &Path) -> Result<PathBuf, ReportError> {
+    let at = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(at(dir))?;
     let path = dir.join(REPORT_FILE);
     let mut tmp = tempfile::Builder::new()
         .prefix(".index.html.")
         .tempfile_in(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(at(dir))?;
     tmp.write_all(render(report).as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(at(&path))?;
     // A report is for reading and sharing, not private like the temporary file it was.
     let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    tmp.persist(&path)
-        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
+    tmp.persist(&path).map_err(|e| at(&path)(e.error))?;
     Ok(path)
+}
+
+/// A report that could not be written.
+#[derive(Debug)]
+pub struct ReportError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl std::fmt::Display for ReportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for ReportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 /// The whole page.

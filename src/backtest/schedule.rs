@@ -21,15 +21,15 @@ pub struct Schedule {
 
 impl Schedule {
     /// From a rule's `interval` (`5m`), `from` (`now-6m`) and `max_signals`.
-    pub fn of(interval: &str, from: &str, max_signals: u32) -> Result<Schedule, String> {
+    pub fn of(interval: &str, from: &str, max_signals: u32) -> Result<Schedule, ScheduleError> {
         let interval_us = duration_us(interval)
             .filter(|&d| d > 0)
-            .ok_or_else(|| format!("interval `{interval}` is not a duration such as 5m"))?;
+            .ok_or_else(|| ScheduleError::Interval(interval.to_string()))?;
         let lookback_us = from
             .trim()
             .strip_prefix("now-")
             .and_then(duration_us)
-            .ok_or_else(|| format!("from `{from}` is not `now-` and a duration such as 6m"))?;
+            .ok_or_else(|| ScheduleError::From(from.to_string()))?;
         Ok(Schedule {
             interval_us,
             lookback_us,
@@ -37,6 +37,26 @@ impl Schedule {
         })
     }
 }
+
+/// A rule's schedule that does not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleError {
+    Interval(String),
+    From(String),
+}
+
+impl std::fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScheduleError::Interval(i) => write!(f, "interval `{i}` is not a duration such as 5m"),
+            ScheduleError::From(from) => {
+                write!(f, "from `{from}` is not `now-` and a duration such as 6m")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ScheduleError {}
 
 /// An Elasticsearch time unit duration (`30s`, `5m`, `1h`, `2d`) in microseconds.
 pub fn duration_us(text: &str) -> Option<i64> {

@@ -198,7 +198,7 @@ const TIME_COLUMNS: &[&str] = &["@timestamp", "start", "end"];
 
 /// Reads a ground-truth file. Rows that cannot be read are skipped and described in the
 /// returned problems (file and line or row).
-pub fn read_truth_file(path: &Path) -> Result<(TruthFile, Vec<String>), String> {
+pub fn read_truth_file(path: &Path) -> Result<(TruthFile, Vec<String>), TruthError> {
     let name = path.display();
     let is_parquet = path
         .extension()
@@ -207,7 +207,11 @@ pub fn read_truth_file(path: &Path) -> Result<(TruthFile, Vec<String>), String> 
         true => read_parquet(path),
         false => read_csv(path),
     }
-    .map_err(|e| format!("{name}: {e}"))?;
+    .map_err(|(place, kind)| TruthError {
+        path: path.to_path_buf(),
+        place,
+        kind,
+    })?;
     let mut problems = Vec::new();
     let column = |n: &str| table.columns.iter().position(|c| c == n);
     // Time cells in one form, so that keys and windows compare as instants.
@@ -249,18 +253,23 @@ pub fn read_truth_file(path: &Path) -> Result<(TruthFile, Vec<String>), String> 
         }
         return Ok((TruthFile::Incidents(incidents), problems));
     }
-    let labels = event_labels(&name.to_string(), &table.columns, rows, &mut problems)?;
+    let labels =
+        event_labels(&name.to_string(), &table.columns, rows, &mut problems).ok_or(TruthError {
+            path: path.to_path_buf(),
+            place: None,
+            kind: TruthErrorKind::NoKeys,
+        })?;
     Ok((TruthFile::Events(labels), problems))
 }
 
 /// Labelled event references from a table: its key columns, and the keys of its malicious
-/// rows.
+/// rows; `None` when it has no key column.
 fn event_labels(
     name: &str,
     columns: &[String],
     rows: Vec<(String, Vec<Option<String>>)>,
     problems: &mut Vec<String>,
-) -> Result<EventLabels, String> {
+) -> Option<EventLabels> {
     let position = |n: &str| columns.iter().position(|c| c == n);
     let mut keys: Vec<(usize, KeyField)> = Vec::new();
     if let (Some(file), Some(row)) = (position("file"), position("row")) {
@@ -275,15 +284,7 @@ fn event_labels(
         }
     }
     if keys.is_empty() {
-        return Err(format!(
-            "{name}: neither incident windows (host, start, end) nor event references: name events \
-             by `file` and `row` (and `dataset`), or by any of `@timestamp`, {}",
-            TRIAGE_FIELDS
-                .iter()
-                .map(|f| format!("`{f}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        return None;
     }
     let label = position("label");
     let mut malicious = HashMap::new();
@@ -312,12 +313,67 @@ fn event_labels(
         let next = malicious.len();
         malicious.entry(key).or_insert(next);
     }
-    Ok(EventLabels {
+    Some(EventLabels {
         key_columns: keys.iter().map(|(c, _)| columns[*c].clone()).collect(),
         keys: keys.into_iter().map(|(_, k)| k).collect(),
         malicious,
     })
 }
+
+/// A ground-truth file that cannot be read, with the line or row where it stopped.
+#[derive(Debug)]
+pub struct TruthError {
+    pub path: PathBuf,
+    /// `line N` of a CSV file, `row N` of a Parquet one.
+    pub place: Option<String>,
+    pub kind: TruthErrorKind,
+}
+
+#[derive(Debug)]
+pub enum TruthErrorKind {
+    Io(std::io::Error),
+    Csv(csv::Error),
+    Parquet(crate::scan::ScanErrorKind),
+    /// Neither incident windows nor any column that names an event.
+    NoKeys,
+}
+
+impl std::fmt::Display for TruthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.path.display())?;
+        if let Some(place) = &self.place {
+            write!(f, "{place}: ")?;
+        }
+        match &self.kind {
+            TruthErrorKind::Io(e) => write!(f, "{e}"),
+            TruthErrorKind::Csv(e) => write!(f, "{e}"),
+            TruthErrorKind::Parquet(e) => write!(f, "{e}"),
+            TruthErrorKind::NoKeys => write!(
+                f,
+                "neither incident windows (host, start, end) nor event references: name events \
+                 by `file` and `row` (and `dataset`), or by any of `@timestamp`, {}",
+                TRIAGE_FIELDS
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TruthError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            TruthErrorKind::Io(e) => Some(e),
+            TruthErrorKind::Csv(e) => Some(e),
+            TruthErrorKind::Parquet(_) | TruthErrorKind::NoKeys => None,
+        }
+    }
+}
+
+/// Where a table could not be read further, and why.
+type TableError = (Option<String>, TruthErrorKind);
 
 /// A dataset path in one spelling: `./datasets/sample/` and `datasets/sample` are equal.
 fn normal_path(p: &str) -> String {
@@ -329,21 +385,22 @@ fn normal_path(p: &str) -> String {
     parts.join("/")
 }
 
-fn read_csv(path: &Path) -> Result<Table, String> {
+fn read_csv(path: &Path) -> Result<Table, TableError> {
+    let csv = |place, e| (place, TruthErrorKind::Csv(e));
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| csv(None, e))?;
     let columns: Vec<String> = reader
         .headers()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| csv(Some("line 1".into()), e))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let place = format!("line {}", i + 2);
-        let record = record.map_err(|e| format!("{place}: {e}"))?;
+        let record = record.map_err(|e| csv(Some(place.clone()), e))?;
         let cells = (0..columns.len())
             .map(|k| {
                 record
@@ -358,17 +415,27 @@ fn read_csv(path: &Path) -> Result<Table, String> {
     Ok(Table { columns, rows })
 }
 
-fn read_parquet(path: &Path) -> Result<Table, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let meta = crate::scan::read_footer(&file)?;
+fn read_parquet(path: &Path) -> Result<Table, TableError> {
+    use crate::scan::ScanErrorKind;
+    let file = std::fs::File::open(path).map_err(|e| (None, TruthErrorKind::Io(e)))?;
+    let meta = crate::scan::read_footer(&file).map_err(|e| (None, TruthErrorKind::Parquet(e)))?;
     let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (None, TruthErrorKind::Parquet(ScanErrorKind::Parquet(e))))?;
     let schema = reader.schema();
     let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut rows = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| format!("row {}: {e}", rows.len()))?;
+        let batch = batch.map_err(|source| {
+            let kind = ScanErrorKind::Arrow {
+                column: None,
+                source,
+            };
+            (
+                Some(format!("row {}", rows.len())),
+                TruthErrorKind::Parquet(kind),
+            )
+        })?;
         let mut cells: Vec<Vec<Option<String>>> = Vec::with_capacity(columns.len());
         for array in batch.columns() {
             cells.push(texts(array.as_ref()));
@@ -523,7 +590,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("labels.csv");
         std::fs::write(&path, "who,when\nme,now\n").expect("write");
-        let e = read_truth_file(&path).expect_err("no key columns");
+        let e = read_truth_file(&path)
+            .expect_err("no key columns")
+            .to_string();
         assert!(
             e.contains("labels.csv") && e.contains("`file` and `row`"),
             "{e}"

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::hunt::{failed, SelectArgs};
 use super::Bar;
-use quarry::backtest::{self, BacktestOptions, BacktestReport, TruthSource};
+use quarry::backtest::{self, BacktestOptions, BacktestReport, RuleReport, TruthSource};
 
 #[derive(clap::Args, Debug)]
 pub struct BacktestArgs {
@@ -111,110 +111,134 @@ fn print_tables(report: &BacktestReport) {
         report.units,
         report.ground_truth(),
     );
-    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
     for rule in &report.rules {
         println!("\n{}  {}", rule.rule_id, rule.name);
+        print_versions(rule);
+        print_clusters(rule);
+        print_alerts_per_day(rule);
+        print_what_ifs(rule);
+        print_changes(rule);
+    }
+}
+
+/// One line per version: counts, changes against the previous one, and truth figures.
+fn print_versions(rule: &RuleReport) {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+    println!(
+        "{:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
+        "version", "changed", "hits", "alerts", "capped", "dropped", "hosts", "users", "gained",
+        "lost", "TP", "FP", "FN", "prec", "recall", "FP/day"
+    );
+    for v in &rule.versions {
+        let t = v.truth.as_ref();
+        let n = |x: Option<usize>| x.map_or("-".to_string(), |x| x.to_string());
         println!(
             "{:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
-            "version", "changed", "hits", "alerts", "capped", "dropped", "hosts", "users", "gained",
-            "lost", "TP", "FP", "FN", "prec", "recall", "FP/day"
+            v.version,
+            if v.query_changed { "yes" } else { "" },
+            v.hits,
+            v.alerts,
+            v.capped_executions,
+            v.dropped_by_cap,
+            v.hosts,
+            v.users,
+            format!("+{}", v.gained),
+            format!("-{}", v.lost),
+            n(t.map(|t| t.true_positives)),
+            n(t.map(|t| t.false_positives)),
+            n(t.map(|t| t.false_negatives)),
+            pct(t.and_then(|t| t.precision)),
+            pct(t.and_then(|t| t.recall)),
+            t.map_or("-".to_string(), |t| format!("{:.2}", t.false_positives_per_day)),
+        );
+    }
+}
+
+/// The last version's noisiest hits or false positives, each with its exception.
+fn print_clusters(rule: &RuleReport) {
+    if let Some(last) = rule.versions.last().filter(|v| !v.clusters.is_empty()) {
+        let what = match last.truth {
+            Some(_) => "false positives",
+            None => "hits",
+        };
+        println!(
+            "\n  noisiest {what} of v{} (an exception for each):",
+            last.version
+        );
+        for c in &last.clusters {
+            let what = match &c.example {
+                Some(head) => format!("script shape {}: {}", c.value, one_line(head, 60)),
+                None => format!("{}: {}", c.field, c.value),
+            };
+            println!("    {:>6}  {what}", c.hits);
+            match &c.exception {
+                Some(e) => println!("            exception: {e}"),
+                None => println!("            (no phrase without digits shared by its heads)"),
+            }
+        }
+    }
+}
+
+fn print_alerts_per_day(rule: &RuleReport) {
+    if let Some(last) = rule
+        .versions
+        .last()
+        .filter(|v| !v.alerts_per_day.is_empty())
+    {
+        let days: Vec<String> = last
+            .alerts_per_day
+            .iter()
+            .map(|d| format!("{} {}", d.day, d.alerts))
+            .collect();
+        println!(
+            "\n  alerts per day of v{}: {}",
+            last.version,
+            days.join(", ")
+        );
+    }
+}
+
+/// What each version would find with the exception added.
+fn print_what_ifs(rule: &RuleReport) {
+    if rule.versions.iter().any(|v| v.what_if.is_some()) {
+        println!(
+            "\n  with the exception: {:>7} {:>7} {:>7} {:>9} {:>8}",
+            "version", "hits", "removed", "FP gone", "TP lost"
         );
         for v in &rule.versions {
-            let t = v.truth.as_ref();
-            let n = |x: Option<usize>| x.map_or("-".to_string(), |x| x.to_string());
-            println!(
-                "{:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
-                v.version,
-                if v.query_changed { "yes" } else { "" },
-                v.hits,
-                v.alerts,
-                v.capped_executions,
-                v.dropped_by_cap,
-                v.hosts,
-                v.users,
-                format!("+{}", v.gained),
-                format!("-{}", v.lost),
-                n(t.map(|t| t.true_positives)),
-                n(t.map(|t| t.false_positives)),
-                n(t.map(|t| t.false_negatives)),
-                pct(t.and_then(|t| t.precision)),
-                pct(t.and_then(|t| t.recall)),
-                t.map_or("-".to_string(), |t| format!("{:.2}", t.false_positives_per_day)),
-            );
-        }
-        if let Some(last) = rule.versions.last().filter(|v| !v.clusters.is_empty()) {
-            let what = match last.truth {
-                Some(_) => "false positives",
-                None => "hits",
-            };
-            println!(
-                "\n  noisiest {what} of v{} (an exception for each):",
-                last.version
-            );
-            for c in &last.clusters {
-                let what = match &c.example {
-                    Some(head) => format!("script shape {}: {}", c.value, one_line(head, 60)),
-                    None => format!("{}: {}", c.field, c.value),
-                };
-                println!("    {:>6}  {what}", c.hits);
-                match &c.exception {
-                    Some(e) => println!("            exception: {e}"),
-                    None => println!("            (no phrase without digits shared by its heads)"),
-                }
+            if let Some(w) = &v.what_if {
+                let n = |x: Option<usize>| x.map_or("-".to_string(), |x| x.to_string());
+                println!(
+                    "                      {:>7} {:>7} {:>7} {:>9} {:>8}",
+                    v.version,
+                    w.hits,
+                    w.removed,
+                    n(w.false_positives_removed),
+                    n(w.true_positives_lost)
+                );
             }
         }
-        if let Some(last) = rule
-            .versions
-            .last()
-            .filter(|v| !v.alerts_per_day.is_empty())
-        {
-            let days: Vec<String> = last
-                .alerts_per_day
-                .iter()
-                .map(|d| format!("{} {}", d.day, d.alerts))
-                .collect();
-            println!(
-                "\n  alerts per day of v{}: {}",
-                last.version,
-                days.join(", ")
-            );
-        }
-        if rule.versions.iter().any(|v| v.what_if.is_some()) {
-            println!(
-                "\n  with the exception: {:>7} {:>7} {:>7} {:>9} {:>8}",
-                "version", "hits", "removed", "FP gone", "TP lost"
-            );
-            for v in &rule.versions {
-                if let Some(w) = &v.what_if {
-                    let n = |x: Option<usize>| x.map_or("-".to_string(), |x| x.to_string());
-                    println!(
-                        "                      {:>7} {:>7} {:>7} {:>9} {:>8}",
-                        v.version,
-                        w.hits,
-                        w.removed,
-                        n(w.false_positives_removed),
-                        n(w.true_positives_lost)
-                    );
-                }
-            }
-        }
-        for v in rule.versions.iter().filter(|v| v.gained + v.lost > 0) {
-            println!(
-                "\n  v{}: +{} -{} against the previous version",
-                v.version, v.gained, v.lost
-            );
-            for (sign, examples) in [("+", &v.gained_examples), ("-", &v.lost_examples)] {
-                for e in examples {
-                    println!(
-                        "    {sign} {}  {}  {}  {}",
-                        e.time,
-                        e.host.as_deref().unwrap_or("-"),
-                        e.user.as_deref().unwrap_or("-"),
-                        e.matched.join("; ")
-                    );
-                    if let Some(script) = &e.script {
-                        println!("        {}", one_line(&script.head, 100));
-                    }
+    }
+}
+
+/// Examples of the hits each version gained and lost against the previous one.
+fn print_changes(rule: &RuleReport) {
+    for v in rule.versions.iter().filter(|v| v.gained + v.lost > 0) {
+        println!(
+            "\n  v{}: +{} -{} against the previous version",
+            v.version, v.gained, v.lost
+        );
+        for (sign, examples) in [("+", &v.gained_examples), ("-", &v.lost_examples)] {
+            for e in examples {
+                println!(
+                    "    {sign} {}  {}  {}  {}",
+                    e.time,
+                    e.host.as_deref().unwrap_or("-"),
+                    e.user.as_deref().unwrap_or("-"),
+                    e.matched.join("; ")
+                );
+                if let Some(script) = &e.script {
+                    println!("        {}", one_line(&script.head, 100));
                 }
             }
         }

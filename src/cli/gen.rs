@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use quarry::gen::{self, GenOptions};
+use quarry::gen::{self, GenOptions, GenReport};
 use quarry::ingest::{ConvertOptions, MappingProfile};
-use quarry::rules::pack::{self, LoadOptions};
+use quarry::rules::pack::{self, LoadOptions, Pack};
 
 #[derive(clap::Args, Debug)]
 pub struct GenArgs {
@@ -61,52 +61,68 @@ pub struct GenArgs {
 }
 
 pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
-    let Some(mapping) = MappingProfile::parse(&args.mapping) else {
-        eprintln!("quarry: unknown --mapping {:?}", args.mapping);
-        return 2;
+    let (opts, pack) = match gen_options(&args) {
+        Ok(o) => o,
+        Err(usage) => {
+            eprintln!("quarry: {usage}");
+            return 2;
+        }
     };
+    let mut bar = super::Bar::new(!args.quiet && std::io::stderr().is_terminal());
+    let started = Instant::now();
+    let result = gen::generate(&args.out, &opts, &pack, &mut bar, cancel);
+    bar.clear();
+    match result {
+        Ok(report) => {
+            if !args.quiet {
+                print_summary(&args, &report, started.elapsed().as_secs_f64());
+            }
+            0
+        }
+        Err(quarry::ingest::IngestError::Cancelled) => {
+            eprintln!("quarry: interrupted; the dataset is unchanged");
+            130
+        }
+        Err(e) => {
+            eprintln!("quarry: {e}");
+            3
+        }
+    }
+}
+
+/// The generator's options and the pack to synthesise positives for, or what is wrong with
+/// the command line.
+fn gen_options(args: &GenArgs) -> Result<(GenOptions, Pack), String> {
+    let mapping = MappingProfile::parse(&args.mapping)
+        .ok_or_else(|| format!("unknown --mapping {:?}", args.mapping))?;
     let size = match args.size.as_deref().map(gen::parse_size) {
         Some(None) => {
-            eprintln!(
-                "quarry: --size {:?} is not a size (e.g. 500MB, 10GB)",
+            return Err(format!(
+                "--size {:?} is not a size (e.g. 500MB, 10GB)",
                 args.size
-            );
-            return 2;
+            ))
         }
         Some(Some(s)) => Some(s),
         None => None,
     };
-    let Ok(start) = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d") else {
-        eprintln!(
-            "quarry: --start {:?} is not a date (YYYY-MM-DD)",
-            args.start
-        );
-        return 2;
-    };
+    let start = chrono::NaiveDate::parse_from_str(&args.start, "%Y-%m-%d")
+        .map_err(|_| format!("--start {:?} is not a date (YYYY-MM-DD)", args.start))?;
     if !(0.0..=1.0).contains(&args.distinct) {
-        eprintln!("quarry: --distinct must be between 0 and 1");
-        return 2;
+        return Err("--distinct must be between 0 and 1".into());
     }
     // No pack named: the built-in seed pack.
-    let packs = args.rules.clone();
-    let pack = match pack::load(&packs, &LoadOptions::default()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("quarry: rule pack {e}");
-            return 2;
-        }
-    };
+    let pack =
+        pack::load(&args.rules, &LoadOptions::default()).map_err(|e| format!("rule pack {e}"))?;
     let corpus = match &args.corpus {
         Some(dir) => match quarry::ingest::dataset::script_blocks(dir) {
             Ok(c) if !c.is_empty() => c,
             Ok(_) => {
-                eprintln!("quarry: --corpus {}: no script blocks found", dir.display());
-                return 2;
+                return Err(format!(
+                    "--corpus {}: no script blocks found",
+                    dir.display()
+                ))
             }
-            Err(e) => {
-                eprintln!("quarry: --corpus: {e}");
-                return 2;
-            }
+            Err(e) => return Err(format!("--corpus: {e}")),
         },
         None => Vec::new(),
     };
@@ -138,57 +154,40 @@ pub fn run(args: GenArgs, cancel: &AtomicBool) -> i32 {
             ..ConvertOptions::default()
         },
     };
-    let mut bar = super::Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let started = Instant::now();
-    let result = gen::generate(&args.out, &opts, &pack, &mut bar, cancel);
-    bar.clear();
-    match result {
-        Ok(report) => {
-            if !args.quiet {
-                let secs = started.elapsed().as_secs_f64();
-                if let Some(skipped) = report.convert.inputs.iter().find_map(|i| i.skipped.clone())
-                {
-                    println!("nothing generated: {skipped}");
-                    return 0;
-                }
-                println!(
-                    "generated {} events ({} malicious in {} campaigns), {:.1} MB of NDJSON-equivalent text, {} parts, {:.1} MiB on disk, in {secs:.1}s ({:.1} MB/s) -> {}",
-                    report.events,
-                    report.malicious,
-                    report.incidents.len(),
-                    report.ndjson_bytes as f64 / 1e6,
-                    report.convert.parts,
-                    report.convert.bytes_out as f64 / 1048576.0,
-                    report.ndjson_bytes as f64 / 1e6 / secs.max(1e-9),
-                    args.out.display()
-                );
-                if !report.covered_versions.is_empty() {
-                    println!(
-                        "synthesised true positives for {} rule versions ({} attempts fell back to a built-in family)",
-                        report.covered_versions.len(),
-                        report.unsatisfied
-                    );
-                }
-                for i in &report.incidents {
-                    println!(
-                        "  {} on {} as {}: {} .. {}",
-                        i.campaign,
-                        i.host,
-                        i.user,
-                        quarry::ingest::format_micros(i.start_us),
-                        quarry::ingest::format_micros(i.end_us)
-                    );
-                }
-            }
-            0
-        }
-        Err(quarry::ingest::IngestError::Cancelled) => {
-            eprintln!("quarry: interrupted; the dataset is unchanged");
-            130
-        }
-        Err(e) => {
-            eprintln!("quarry: {e}");
-            3
-        }
+    Ok((opts, pack))
+}
+
+fn print_summary(args: &GenArgs, report: &GenReport, secs: f64) {
+    if let Some(skipped) = report.convert.inputs.iter().find_map(|i| i.skipped.clone()) {
+        println!("nothing generated: {skipped}");
+        return;
+    }
+    println!(
+        "generated {} events ({} malicious in {} campaigns), {:.1} MB of NDJSON-equivalent text, {} parts, {:.1} MiB on disk, in {secs:.1}s ({:.1} MB/s) -> {}",
+        report.events,
+        report.malicious,
+        report.incidents.len(),
+        report.ndjson_bytes as f64 / 1e6,
+        report.convert.parts,
+        report.convert.bytes_out as f64 / 1048576.0,
+        report.ndjson_bytes as f64 / 1e6 / secs.max(1e-9),
+        args.out.display()
+    );
+    if !report.covered_versions.is_empty() {
+        println!(
+            "synthesised true positives for {} rule versions ({} attempts fell back to a built-in family)",
+            report.covered_versions.len(),
+            report.unsatisfied
+        );
+    }
+    for i in &report.incidents {
+        println!(
+            "  {} on {} as {}: {} .. {}",
+            i.campaign,
+            i.host,
+            i.user,
+            quarry::ingest::format_micros(i.start_us),
+            quarry::ingest::format_micros(i.end_us)
+        );
     }
 }

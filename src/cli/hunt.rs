@@ -6,10 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::Bar;
-use quarry::hunt::{self, HuntError, HuntOptions, HuntProgress, VersionSelect};
+use quarry::hunt::{self, HuntError, HuntOptions, HuntProgress, HuntReport, VersionSelect};
 use quarry::ingest::format_micros;
 use quarry::scan::TimeRange;
 use quarry::sink::{Format, HitWriter};
+use quarry::state::IncrementalReport;
 
 /// The dataset `hunt` reads when none is given.
 pub const DEFAULT_DATASET: &str = "datasets/sample";
@@ -211,52 +212,62 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
     }
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
-        println!(
-            "{} versions over {} row groups ({} pruned), {} rows, {:.1} MiB in {secs:.2}s: {} hits -> {}",
-            report.versions,
-            report.units,
-            report.units_pruned,
-            report.rows,
-            report.bytes as f64 / 1048576.0,
-            report.hit_count,
-            args.out.display()
-        );
-        if let Some(inc) = &incremental {
-            println!(
-                "incremental: {} files up to date, {} hunted ({} file-version pairs) in {} chunks",
-                inc.files_up_to_date, inc.files_hunted, inc.pairs_hunted, inc.chunks
-            );
-        }
-        if report.spilled_runs > 0 {
-            println!(
-                "(the hits outgrew memory and were sorted on disk in {} runs)",
-                report.spilled_runs
-            );
-        }
-        if !report.summary.is_empty() {
-            println!(
-                "{:<38} {:>7} {:>8} {:>6} {:>6}  {:<27} {:<27}  name",
-                "rule", "version", "hits", "hosts", "users", "first seen", "last seen"
-            );
-            for s in &report.summary {
-                let time = |t: Option<i64>| t.map(format_micros).unwrap_or_default();
-                println!(
-                    "{:<38} {:>7} {:>8} {:>6} {:>6}  {:<27} {:<27}  {}",
-                    s.rule_id,
-                    s.rule_version,
-                    s.hits,
-                    s.hosts,
-                    s.users,
-                    time(s.first_us),
-                    time(s.last_us),
-                    s.rule_name
-                );
-            }
-        }
+        print_summary(&args.out, &report, incremental.as_ref(), secs);
     }
     if report.failures.is_empty() {
         0
     } else {
         1
+    }
+}
+
+/// The one-line account of the hunt and the per-version table.
+fn print_summary(
+    out: &std::path::Path,
+    report: &HuntReport,
+    incremental: Option<&IncrementalReport>,
+    secs: f64,
+) {
+    println!(
+        "{} versions over {} row groups ({} pruned), {} rows, {:.1} MiB in {secs:.2}s: {} hits -> {}",
+        report.versions,
+        report.units,
+        report.units_pruned,
+        report.rows,
+        report.bytes as f64 / 1048576.0,
+        report.hit_count,
+        out.display()
+    );
+    if let Some(inc) = incremental {
+        println!(
+            "incremental: {} files up to date, {} hunted ({} file-version pairs) in {} chunks",
+            inc.files_up_to_date, inc.files_hunted, inc.pairs_hunted, inc.chunks
+        );
+    }
+    if report.spilled_runs > 0 {
+        println!(
+            "(the hits outgrew memory and were sorted on disk in {} runs)",
+            report.spilled_runs
+        );
+    }
+    if !report.summary.is_empty() {
+        println!(
+            "{:<38} {:>7} {:>8} {:>6} {:>6}  {:<27} {:<27}  name",
+            "rule", "version", "hits", "hosts", "users", "first seen", "last seen"
+        );
+        for s in &report.summary {
+            let time = |t: Option<i64>| t.map(format_micros).unwrap_or_default();
+            println!(
+                "{:<38} {:>7} {:>8} {:>6} {:>6}  {:<27} {:<27}  {}",
+                s.rule_id,
+                s.rule_version,
+                s.hits,
+                s.hosts,
+                s.users,
+                time(s.first_us),
+                time(s.last_us),
+                s.rule_name
+            );
+        }
     }
 }

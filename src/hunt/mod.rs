@@ -14,11 +14,12 @@ use std::sync::atomic::AtomicBool;
 
 use crate::cond::Cond;
 use crate::plan::Role;
-use crate::rules::pack::RuleVersion;
+use crate::rules::pack::{RuleVersion, SelectionError};
 use crate::scan::script::ScriptSummary;
 use crate::scan::TimeRange;
+use crate::scan::{MatcherError, ScanError};
 use crate::sink::spool::Spool;
-use crate::sink::{EventRef, Hit, Summarizer, VersionSummary};
+use crate::sink::{EventRef, Hit, SinkError, Summarizer, VersionSummary};
 
 mod pass;
 mod session;
@@ -35,7 +36,7 @@ pub enum VersionSelect {
 }
 
 impl VersionSelect {
-    pub fn parse(s: &str) -> Result<VersionSelect, String> {
+    pub fn parse(s: &str) -> Result<VersionSelect, SelectionError> {
         match s {
             "latest" => Ok(VersionSelect::Latest),
             "all" => Ok(VersionSelect::All),
@@ -44,7 +45,7 @@ impl VersionSelect {
                 .map(|v| {
                     v.trim()
                         .parse::<u32>()
-                        .map_err(|_| format!("`{v}` is not a version number"))
+                        .map_err(|_| SelectionError::NotAVersion(v.to_string()))
                 })
                 .collect::<Result<_, _>>()
                 .map(VersionSelect::List),
@@ -91,6 +92,18 @@ pub struct ScanFailure {
     pub message: String,
 }
 
+impl ScanFailure {
+    /// The failure `e` of `file` of `dataset` (in row group `row_group`, when a unit failed).
+    pub fn of(dataset: &str, file: &str, row_group: Option<usize>, e: &ScanError) -> ScanFailure {
+        ScanFailure {
+            dataset: dataset.to_string(),
+            file: file.to_string(),
+            row_group: row_group.or(e.row_group),
+            message: e.kind.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for ScanFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let path = Path::new(&self.dataset).join(&self.file);
@@ -130,25 +143,28 @@ pub enum HuntError {
     /// A rule pack that cannot be read.
     Pack(crate::rules::pack::PackError),
     /// A rule or version asked for that the packs do not have.
-    Selection(String),
+    Selection(SelectionError),
     /// A dataset whose manifest cannot be read.
     Dataset {
         dataset: String,
         source: crate::ingest::IngestError,
     },
-    /// A plan the scanner cannot build (a text matcher too large, say).
-    Plan(String),
+    /// A plan the scanner cannot build (a text matcher too large).
+    Plan(MatcherError),
     Threads {
         threads: usize,
         source: rayon::ThreadPoolBuildError,
     },
-    /// Other bad usage, said in a sentence: a backtest's exception that does not parse, a
-    /// truth file that cannot be read, a hunt state in use.
-    Input(String),
+    /// A backtest's `--exception` that does not parse as KQL.
+    Exception(crate::rules::kql::SyntaxError),
+    /// A backtest's ground truth that cannot be read.
+    Truth(crate::backtest::truth::TruthError),
+    /// An incremental hunt's state that cannot be opened, read or saved.
+    State(crate::state::StateError),
     /// `fail_fast` and a unit failed.
     Failed(ScanFailure),
     /// The hits could not be spooled or written.
-    Output(String),
+    Output(SinkError),
     Cancelled,
 }
 
@@ -156,15 +172,19 @@ impl HuntError {
     /// Whether the error is the caller's (what was asked for cannot be had), not the
     /// data's or the output's.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            HuntError::Pack(_)
-                | HuntError::Selection(_)
-                | HuntError::Dataset { .. }
-                | HuntError::Plan(_)
-                | HuntError::Threads { .. }
-                | HuntError::Input(_)
-        )
+        match self {
+            HuntError::State(e) => e.is_usage(),
+            _ => matches!(
+                self,
+                HuntError::Pack(_)
+                    | HuntError::Selection(_)
+                    | HuntError::Dataset { .. }
+                    | HuntError::Plan(_)
+                    | HuntError::Threads { .. }
+                    | HuntError::Exception(_)
+                    | HuntError::Truth(_)
+            ),
+        }
     }
 }
 
@@ -172,16 +192,19 @@ impl std::fmt::Display for HuntError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HuntError::Pack(e) => write!(f, "{e}"),
-            HuntError::Selection(m) | HuntError::Input(m) => f.write_str(m),
+            HuntError::Selection(e) => write!(f, "{e}"),
+            HuntError::Exception(e) => write!(f, "--exception: {e}"),
+            HuntError::Truth(e) => write!(f, "{e}"),
+            HuntError::State(e) => write!(f, "{e}"),
             HuntError::Dataset { dataset, source } => {
                 write!(f, "{dataset} is not a quarry dataset: {source}")
             }
-            HuntError::Plan(m) => write!(f, "cannot plan the hunt: {m}"),
+            HuntError::Plan(e) => write!(f, "cannot plan the hunt: {e}"),
             HuntError::Threads { threads, source } => {
                 write!(f, "cannot start {threads} threads: {source}")
             }
             HuntError::Failed(e) => write!(f, "{e}"),
-            HuntError::Output(m) => write!(f, "cannot write the hits: {m}"),
+            HuntError::Output(e) => write!(f, "cannot write the hits: {e}"),
             HuntError::Cancelled => f.write_str("interrupted"),
         }
     }
@@ -193,7 +216,13 @@ impl std::error::Error for HuntError {
             HuntError::Pack(e) => Some(e),
             HuntError::Dataset { source, .. } => Some(source),
             HuntError::Threads { source, .. } => Some(source),
-            _ => None,
+            HuntError::Selection(e) => Some(e),
+            HuntError::Plan(e) => Some(e),
+            HuntError::Exception(e) => Some(e),
+            HuntError::Truth(e) => Some(e),
+            HuntError::State(e) => Some(e),
+            HuntError::Output(e) => Some(e),
+            HuntError::Failed(_) | HuntError::Cancelled => None,
         }
     }
 }
@@ -226,7 +255,7 @@ pub fn hunt_into(
     progress: &dyn HuntProgress,
     cancel: &AtomicBool,
     spill: &Path,
-    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), SinkError>,
 ) -> Result<HuntReport, HuntError> {
     Session::open(opts)?.run_into(&Pass::default(), progress, cancel, spill, out)
 }
@@ -235,7 +264,7 @@ pub fn hunt_into(
 pub(crate) fn drain_into(
     spool: Spool,
     report: &mut HuntReport,
-    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), SinkError>,
 ) -> Result<(), HuntError> {
     report.hit_count = spool.len();
     report.spilled_runs = spool.runs();

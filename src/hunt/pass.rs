@@ -15,9 +15,9 @@ use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::text::Scratch;
 use crate::plan::{Columns, Plan, Target};
 use crate::scan::script::ScriptSummary;
-use crate::scan::{Part, RowHit, Scanner, TimeRange, UnitHits};
+use crate::scan::{Part, RowHit, ScanError, ScanErrorKind, Scanner, TimeRange, UnitHits};
 use crate::sink::spool::{self, Spool};
-use crate::sink::{EventRef, Hit, TRIAGE_FIELDS};
+use crate::sink::{EventRef, Hit, SinkError, TRIAGE_FIELDS};
 use crate::store::Store;
 
 use super::session::{OpenDataset, Pass, Session};
@@ -68,7 +68,7 @@ impl PartSlot {
     }
 
     /// The part, opened by the first unit that needs it.
-    fn get(&self, store: &dyn Store) -> Result<Arc<Part>, String> {
+    fn get(&self, store: &dyn Store) -> Result<Arc<Part>, ScanError> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         match &*open {
             Some(part) => Ok(Arc::clone(part)),
@@ -98,7 +98,7 @@ pub(super) fn run(
     progress: &dyn HuntProgress,
     cancel: &AtomicBool,
     spill: &Path,
-    out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+    out: &mut dyn FnMut(&[Hit]) -> Result<(), SinkError>,
 ) -> Result<HuntReport, HuntError> {
     let opts = session.options();
     let range = match pass.whole_files {
@@ -192,13 +192,8 @@ fn open_source<'s>(
                 }
                 parts.push(PartSlot::new(&part));
             }
-            Err(message) => {
-                let failure = ScanFailure {
-                    dataset: label.clone(),
-                    file: staged.path.clone(),
-                    row_group: None,
-                    message,
-                };
+            Err(e) => {
+                let failure = ScanFailure::of(label, &staged.path, None, &e);
                 if fail_fast {
                     return Err(HuntError::Failed(failure));
                 }
@@ -273,7 +268,7 @@ fn scan_unit(
     (si, pi, rg): Unit,
     range: &TimeRange,
     scratch: &mut Scratch,
-) -> Result<UnitHits, String> {
+) -> Result<UnitHits, ScanError> {
     let source = &sources[si];
     let slot = &source.parts[pi];
     let result = slot.get(source.dataset.store.as_ref()).and_then(|part| {
@@ -283,7 +278,8 @@ fn scan_unit(
         part.release(rg);
         scan.unwrap_or_else(|panic| {
             *scratch = Scratch::default();
-            Err(format!("the Parquet reader failed: {}", panic_text(&panic)))
+            let kind = ScanErrorKind::ReaderPanicked(panic_text(&panic));
+            Err(ScanError::at(&part.rel, Some(rg), kind))
         })
     });
     slot.done();
@@ -295,7 +291,7 @@ struct Taken {
     stop: AtomicBool,
     fail_fast: bool,
     spool: Mutex<Spool>,
-    spool_error: Mutex<Option<String>>,
+    spool_error: Mutex<Option<SinkError>>,
     failures: Mutex<Vec<ScanFailure>>,
     scripts: Mutex<HashMap<EventRef, ScriptSummary>>,
 }
@@ -318,21 +314,16 @@ impl Taken {
     }
 
     /// Takes the result of unit (`pi`, `rg`) of `source`.
-    fn take(&self, source: &Source, pi: usize, rg: usize, result: Result<UnitHits, String>) {
+    fn take(&self, source: &Source, pi: usize, rg: usize, result: Result<UnitHits, ScanError>) {
         let slot = &source.parts[pi];
         let label = &source.dataset.label;
         let unit = match result {
             Ok(unit) => unit,
-            Err(message) => {
+            Err(e) => {
                 if self.fail_fast {
                     self.stop.store(true, Ordering::Relaxed);
                 }
-                lock(&self.failures).push(ScanFailure {
-                    dataset: label.clone(),
-                    file: slot.rel.clone(),
-                    row_group: Some(rg),
-                    message,
-                });
+                lock(&self.failures).push(ScanFailure::of(label, &slot.rel, Some(rg), &e));
                 return;
             }
         };

@@ -14,7 +14,7 @@ use crate::ingest::dataset::{self, Manifest};
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::{Role, Target};
 use crate::rules::pack::{self, LoadOptions, LoadedVersion, RuleVersion, Status};
-use crate::sink::Hit;
+use crate::sink::{Hit, SinkError};
 use crate::store::{LocalStore, Store};
 
 use super::{pass, Extra, HuntError, HuntOptions, HuntProgress, HuntReport, VersionSelect};
@@ -189,7 +189,7 @@ impl Session {
         progress: &dyn HuntProgress,
         cancel: &AtomicBool,
         spill: &Path,
-        out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
+        out: &mut dyn FnMut(&[Hit]) -> Result<(), SinkError>,
     ) -> Result<HuntReport, HuntError> {
         pass::run(self, pass, progress, cancel, spill, out)
     }
@@ -218,7 +218,7 @@ pub fn select_versions(
     pack: &pack::Pack,
     rules: &[String],
     versions: &VersionSelect,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, pack::SelectionError> {
     // Each rule's versions in pack order (oldest first, as `Pack::rule` has them).
     let mut by_rule: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, v) in pack.versions.iter().enumerate() {

@@ -61,7 +61,27 @@ pub struct InputFile {
 #[derive(Debug, Clone)]
 pub struct SkippedFile {
     pub path: PathBuf,
-    pub why: String,
+    pub why: SkipReason,
+}
+
+/// Why a found file is not an input.
+#[derive(Debug, Clone)]
+pub enum SkipReason {
+    /// Its first bytes could not be read (a damaged gzip stream, for one).
+    Unreadable(String),
+    Empty,
+    /// It starts neither with the EVTX magic nor with a JSON object or array.
+    NotEvtxOrJson,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Unreadable(e) => write!(f, "cannot read: {e}"),
+            SkipReason::Empty => f.write_str("empty file"),
+            SkipReason::NotEvtxOrJson => f.write_str("not EVTX or JSON"),
+        }
+    }
 }
 
 /// Why a record could not be converted.
@@ -179,7 +199,7 @@ const EVTX_MAGIC: &[u8] = b"ElfFile\0";
 
 /// Recognises one file. The outer `Err` is an I/O failure; the inner one says why the file
 /// is not an input.
-fn sniff(path: &Path) -> Result<Result<InputFile, String>, IngestError> {
+fn sniff(path: &Path) -> Result<Result<InputFile, SkipReason>, IngestError> {
     let io = |e: std::io::Error| IngestError::Input {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -198,7 +218,7 @@ fn sniff(path: &Path) -> Result<Result<InputFile, String>, IngestError> {
     let mut start = vec![0u8; 4096];
     let n = match read_up_to(&mut reader, &mut start) {
         Ok(n) => n,
-        Err(e) => return Ok(Err(format!("cannot read: {e}"))),
+        Err(e) => return Ok(Err(SkipReason::Unreadable(e.to_string()))),
     };
     let start = &start[..n];
     let format = if start.starts_with(EVTX_MAGIC) {
@@ -207,8 +227,8 @@ fn sniff(path: &Path) -> Result<Result<InputFile, String>, IngestError> {
         let text = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
         match text.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') | Some(b'[') => Format::Json,
-            None if n == 0 => return Ok(Err("empty file".into())),
-            _ => return Ok(Err("not EVTX or JSON".into())),
+            None if n == 0 => return Ok(Err(SkipReason::Empty)),
+            _ => return Ok(Err(SkipReason::NotEvtxOrJson)),
         }
     };
     Ok(Ok(InputFile {

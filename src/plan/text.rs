@@ -107,7 +107,11 @@ pub struct Scratch {
 }
 
 impl TextMatcher {
-    pub fn new(analyzer: Analyzer, queries: &[TextQuery]) -> Result<TextMatcher, String> {
+    /// The matcher of `queries`; fails only when the automaton outgrows aho-corasick's limits.
+    pub fn new(
+        analyzer: Analyzer,
+        queries: &[TextQuery],
+    ) -> Result<TextMatcher, aho_corasick::BuildError> {
         let mut anchors: Vec<String> = Vec::new();
         let mut anchored: Vec<Vec<usize>> = Vec::new();
         let mut add_anchor = |anchor: &str, leaf: usize| {
@@ -181,8 +185,7 @@ impl TextMatcher {
                 AhoCorasick::builder()
                     .match_kind(kind)
                     .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(&anchors)
-                    .map_err(|e| format!("cannot build the text automaton: {e}"))?,
+                    .build(&anchors)?,
             )
         };
         Ok(TextMatcher {

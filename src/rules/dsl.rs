@@ -81,21 +81,89 @@ impl DslQuery {
     }
 }
 
+/// A filter Elasticsearch would reject, and so the rule: where and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DslError {
+    /// The filter's index in the `filters` array.
+    pub filter: Option<usize>,
+    pub problem: DslProblem,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DslProblem {
+    /// `filters` is not an array (what it is instead).
+    NotAnArray(String),
+    /// A filter, a query or a query's body that is not a JSON object.
+    NotAnObject(String),
+    /// A query object with other than one key.
+    Keys(Vec<String>),
+    /// A parameter the query type does not have.
+    UnknownParameter { query: String, parameter: String },
+    /// A query without what it needs (`exists needs a field`, `terms on f needs an array`).
+    Missing { query: String, needs: &'static str },
+    /// A query on other than exactly one field.
+    OneField(String),
+    /// A `minimum_should_match` that is not a count.
+    MinimumShouldMatch,
+    /// A query type quarry does not read (nor pretends to).
+    Unsupported(String),
+}
+
+impl std::fmt::Display for DslError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(i) = self.filter {
+            write!(f, "filters[{i}]: ")?;
+        }
+        match &self.problem {
+            DslProblem::NotAnArray(found) => write!(f, "filters must be an array, found {found}"),
+            DslProblem::NotAnObject(what) => write!(f, "{what} must be an object"),
+            DslProblem::Keys(keys) => {
+                write!(f, "a query object must have one key, found {keys:?}")
+            }
+            DslProblem::UnknownParameter { query, parameter } => {
+                write!(f, "{query} has an unknown parameter `{parameter}`")
+            }
+            DslProblem::Missing { query, needs } => write!(f, "{query} needs {needs}"),
+            DslProblem::OneField(kind) => write!(f, "{kind} must name exactly one field"),
+            DslProblem::MinimumShouldMatch => write!(f, "minimum_should_match must be a count"),
+            DslProblem::Unsupported(kind) => write!(f, "unsupported filter query type `{kind}`"),
+        }
+    }
+}
+
+impl std::error::Error for DslError {}
+
+impl From<DslProblem> for DslError {
+    fn from(problem: DslProblem) -> Self {
+        DslError {
+            filter: None,
+            problem,
+        }
+    }
+}
+
 /// Reads a rule's `filters` array.
-pub fn parse_filters(filters: &Value) -> Result<Vec<Filter>, String> {
+pub fn parse_filters(filters: &Value) -> Result<Vec<Filter>, DslError> {
     match filters {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, f)| parse_filter(f).map_err(|e| format!("filters[{i}]: {e}")))
+            .map(|(i, f)| {
+                parse_filter(f).map_err(|problem| DslError {
+                    filter: Some(i),
+                    problem,
+                })
+            })
             .collect(),
-        other => Err(format!("filters must be an array, found {other}")),
+        other => Err(DslProblem::NotAnArray(other.to_string()).into()),
     }
 }
 
-fn parse_filter(f: &Value) -> Result<Filter, String> {
-    let obj = f.as_object().ok_or("a filter must be an object")?;
+fn parse_filter(f: &Value) -> Result<Filter, DslProblem> {
+    let obj = f
+        .as_object()
+        .ok_or(DslProblem::NotAnObject("a filter".into()))?;
     let meta = obj.get("meta");
     let flag = |k: &str| {
         meta.and_then(|m| m.get(k))
@@ -122,148 +190,171 @@ fn parse_filter(f: &Value) -> Result<Filter, String> {
 }
 
 /// One Query-DSL query object (`{"wildcard": {...}}`, `{"bool": {...}}`, ...).
-pub fn parse_query(q: &Value) -> Result<DslQuery, String> {
-    let obj = q.as_object().ok_or("a query must be an object")?;
-    if obj.len() != 1 {
-        return Err(format!(
-            "a query object must have one key, found {:?}",
-            obj.keys().collect::<Vec<_>>()
-        ));
-    }
-    let Some((kind, body)) = obj.iter().next() else {
-        return Err("empty query object".into());
+pub fn parse_query(q: &Value) -> Result<DslQuery, DslProblem> {
+    let obj = q
+        .as_object()
+        .ok_or(DslProblem::NotAnObject("a query".into()))?;
+    let (kind, body) = match obj.iter().next() {
+        Some(one) if obj.len() == 1 => one,
+        _ => return Err(DslProblem::Keys(obj.keys().cloned().collect())),
     };
     match kind.as_str() {
         "match_all" => Ok(DslQuery::MatchAll),
-        "exists" => {
-            if let Some(bad) = body.as_object().and_then(|m| {
-                m.keys()
-                    .find(|k| !matches!(k.as_str(), "field" | "boost" | "_name"))
-            }) {
-                return Err(format!("exists has an unknown parameter `{bad}`"));
-            }
-            Ok(DslQuery::Exists {
-                field: body
-                    .get("field")
-                    .and_then(Value::as_str)
-                    .ok_or("exists needs a field")?
-                    .to_string(),
-            })
-        }
-        "wildcard" | "prefix" | "term" => {
-            let (field, spec) = single_field(body, kind)?;
-            let key = "value";
-            let value = match spec {
-                Value::Object(m) => m
-                    .get(key)
-                    .or_else(|| m.get("wildcard"))
-                    .map(scalar_text)
-                    .ok_or(format!("{kind} on {field} needs a value"))?,
-                other => scalar_text(other),
-            };
-            if let Value::Object(m) = spec {
-                // Elasticsearch rejects parameters it does not know, and so the rule.
-                let allowed = [
-                    key,
-                    "wildcard",
-                    "case_insensitive",
-                    "boost",
-                    "rewrite",
-                    "_name",
-                ];
-                if let Some(bad) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
-                    return Err(format!(
-                        "{kind} on {field} has an unknown parameter `{bad}`"
-                    ));
-                }
-            }
-            let ci = spec
-                .get("case_insensitive")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            Ok(match kind.as_str() {
-                "wildcard" => DslQuery::Wildcard {
-                    field,
-                    pattern: value,
-                    case_insensitive: ci,
-                },
-                "prefix" => DslQuery::Prefix {
-                    field,
-                    prefix: value,
-                    case_insensitive: ci,
-                },
-                _ => DslQuery::Term {
-                    field,
-                    value,
-                    case_insensitive: ci,
-                },
-            })
-        }
+        "exists" => parse_exists(body),
+        "wildcard" | "prefix" | "term" => parse_single_value(kind, body),
         "terms" => {
             let (field, spec) = single_field(body, kind)?;
             let values = spec
                 .as_array()
-                .ok_or(format!("terms on {field} needs an array"))?
+                .ok_or_else(|| DslProblem::Missing {
+                    query: format!("terms on {field}"),
+                    needs: "an array",
+                })?
                 .iter()
                 .map(scalar_text)
                 .collect();
             Ok(DslQuery::Terms { field, values })
         }
-        "match" | "match_phrase" => {
-            let (field, spec) = single_field(body, kind)?;
-            let query = match spec {
-                Value::Object(m) => m
-                    .get("query")
-                    .map(scalar_text)
-                    .ok_or(format!("{kind} on {field} needs a query"))?,
-                other => scalar_text(other),
-            };
-            Ok(DslQuery::Match {
-                field,
-                query,
-                phrase: kind == "match_phrase",
-            })
-        }
-        "bool" => {
-            let list = |k: &str| -> Result<Vec<DslQuery>, String> {
-                match body.get(k) {
-                    None => Ok(Vec::new()),
-                    Some(Value::Array(items)) => items.iter().map(parse_query).collect(),
-                    Some(one) => Ok(vec![parse_query(one)?]),
-                }
-            };
-            let mut must = list("must")?;
-            must.extend(list("filter")?);
-            let minimum_should_match = match body.get("minimum_should_match") {
-                None => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                        .ok_or("minimum_should_match must be a count")?
-                        as usize,
-                ),
-            };
-            Ok(DslQuery::Bool {
-                must,
-                should: list("should")?,
-                must_not: list("must_not")?,
-                minimum_should_match,
-            })
-        }
-        other => Err(format!("unsupported filter query type `{other}`")),
+        "match" | "match_phrase" => parse_match(kind, body),
+        "bool" => parse_bool(body),
+        other => Err(DslProblem::Unsupported(other.to_string())),
     }
 }
 
-fn single_field<'a>(body: &'a Value, kind: &str) -> Result<(String, &'a Value), String> {
+/// `{"exists": {"field": f}}`.
+fn parse_exists(body: &Value) -> Result<DslQuery, DslProblem> {
+    if let Some(bad) = body.as_object().and_then(|m| {
+        m.keys()
+            .find(|k| !matches!(k.as_str(), "field" | "boost" | "_name"))
+    }) {
+        return Err(DslProblem::UnknownParameter {
+            query: "exists".into(),
+            parameter: bad.clone(),
+        });
+    }
+    let field = body.get("field").and_then(Value::as_str);
+    Ok(DslQuery::Exists {
+        field: field
+            .ok_or(DslProblem::Missing {
+                query: "exists".into(),
+                needs: "a field",
+            })?
+            .to_string(),
+    })
+}
+
+/// `wildcard`, `prefix` and `term`: one field and one value, in short or long form.
+fn parse_single_value(kind: &str, body: &Value) -> Result<DslQuery, DslProblem> {
+    let (field, spec) = single_field(body, kind)?;
+    let query = || format!("{kind} on {field}");
+    let value = match spec {
+        Value::Object(m) => m
+            .get("value")
+            .or_else(|| m.get("wildcard"))
+            .map(scalar_text)
+            .ok_or_else(|| DslProblem::Missing {
+                query: query(),
+                needs: "a value",
+            })?,
+        other => scalar_text(other),
+    };
+    if let Value::Object(m) = spec {
+        // Elasticsearch rejects parameters it does not know, and so the rule.
+        let allowed = [
+            "value",
+            "wildcard",
+            "case_insensitive",
+            "boost",
+            "rewrite",
+            "_name",
+        ];
+        if let Some(bad) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(DslProblem::UnknownParameter {
+                query: query(),
+                parameter: bad.clone(),
+            });
+        }
+    }
+    let ci = spec
+        .get("case_insensitive")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(match kind {
+        "wildcard" => DslQuery::Wildcard {
+            field,
+            pattern: value,
+            case_insensitive: ci,
+        },
+        "prefix" => DslQuery::Prefix {
+            field,
+            prefix: value,
+            case_insensitive: ci,
+        },
+        _ => DslQuery::Term {
+            field,
+            value,
+            case_insensitive: ci,
+        },
+    })
+}
+
+/// `match` and `match_phrase`, in short or long form.
+fn parse_match(kind: &str, body: &Value) -> Result<DslQuery, DslProblem> {
+    let (field, spec) = single_field(body, kind)?;
+    let query = match spec {
+        Value::Object(m) => m
+            .get("query")
+            .map(scalar_text)
+            .ok_or_else(|| DslProblem::Missing {
+                query: format!("{kind} on {field}"),
+                needs: "a query",
+            })?,
+        other => scalar_text(other),
+    };
+    Ok(DslQuery::Match {
+        field,
+        query,
+        phrase: kind == "match_phrase",
+    })
+}
+
+/// `bool`: `must` and `filter` (both ANDed), `should`, `must_not`, `minimum_should_match`.
+fn parse_bool(body: &Value) -> Result<DslQuery, DslProblem> {
+    let list = |k: &str| -> Result<Vec<DslQuery>, DslProblem> {
+        match body.get(k) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items.iter().map(parse_query).collect(),
+            Some(one) => Ok(vec![parse_query(one)?]),
+        }
+    };
+    let mut must = list("must")?;
+    must.extend(list("filter")?);
+    let minimum_should_match = match body.get("minimum_should_match") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or(DslProblem::MinimumShouldMatch)? as usize,
+        ),
+    };
+    Ok(DslQuery::Bool {
+        must,
+        should: list("should")?,
+        must_not: list("must_not")?,
+        minimum_should_match,
+    })
+}
+
+fn single_field<'a>(body: &'a Value, kind: &str) -> Result<(String, &'a Value), DslProblem> {
     let m = body
         .as_object()
-        .ok_or(format!("{kind} body must be an object"))?;
+        .ok_or_else(|| DslProblem::NotAnObject(format!("{kind} body")))?;
     let mut fields = m
         .iter()
         .filter(|(k, _)| !k.starts_with('_') && *k != "boost");
     match (fields.next(), fields.next()) {
         (Some((f, spec)), None) => Ok((f.clone(), spec)),
-        _ => Err(format!("{kind} must name exactly one field")),
+        _ => Err(DslProblem::OneField(kind.to_string())),
     }
 }
 
@@ -406,14 +497,23 @@ mod tests {
     #[test]
     fn unknown_parameters_are_errors() {
         let f = serde_json::json!([{"query": {"wildcard": {"file.path": {"value": "x*", "case_sensitive": true}}}}]);
-        assert!(parse_filters(&f).unwrap_err().contains("case_sensitive"));
+        assert!(parse_filters(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("case_sensitive"));
         let f = serde_json::json!([{"query": {"exists": {"field": "a", "fields": ["b"]}}}]);
-        assert!(parse_filters(&f).unwrap_err().contains("fields"));
+        assert!(parse_filters(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("fields"));
     }
 
     #[test]
     fn unknown_query_types_are_errors() {
         let f = serde_json::json!([{"meta": {}, "query": {"geo_shape": {}}}]);
-        assert!(parse_filters(&f).unwrap_err().contains("geo_shape"));
+        assert!(parse_filters(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("geo_shape"));
     }
 }

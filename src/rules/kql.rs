@@ -277,6 +277,8 @@ impl fmt::Display for SyntaxError {
     }
 }
 
+impl std::error::Error for SyntaxError {}
+
 impl SyntaxError {
     /// The offending line with a caret under the column.
     pub fn caret(&self) -> String {

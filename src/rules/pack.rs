@@ -105,7 +105,7 @@ pub enum Status {
     /// The query does not parse under Kibana's grammar: Kibana could not have run it.
     SyntaxError(SyntaxError),
     /// A filter quarry cannot read.
-    BadFilter(String),
+    BadFilter(dsl::DslError),
 }
 
 impl Status {
@@ -172,13 +172,13 @@ impl Pack {
 
     /// A version by `rule_id@version` (a unique rule-id prefix is enough; no version means the
     /// latest).
-    pub fn find(&self, spec: &str) -> Result<&LoadedVersion, String> {
+    pub fn find(&self, spec: &str) -> Result<&LoadedVersion, SelectionError> {
         let (id, version) = match spec.rsplit_once('@') {
             Some((id, v)) => (
                 id,
                 Some(
                     v.parse::<u32>()
-                        .map_err(|_| format!("bad version in {spec}"))?,
+                        .map_err(|_| SelectionError::BadVersionIn(spec.to_string()))?,
                 ),
             ),
             None => (spec, None),
@@ -192,21 +192,26 @@ impl Pack {
         ids.dedup();
         let rule_id = match ids.as_slice() {
             [one] => *one,
-            [] => return Err(format!("no rule {id} in the pack")),
+            [] => return Err(SelectionError::NoRule(id.to_string())),
             _ => {
-                return Err(format!(
-                    "{id} names {} rules; give more of the id",
-                    ids.len()
-                ))
+                return Err(SelectionError::Ambiguous {
+                    prefix: id.to_string(),
+                    rules: ids.len(),
+                })
             }
         };
         let versions = self.rule(rule_id);
         match version {
-            None => versions.last().copied().ok_or(format!("no rule {id}")),
-            Some(v) => versions
-                .into_iter()
-                .find(|l| l.rule.version == v)
-                .ok_or(format!("rule {rule_id} has no version {v}")),
+            None => versions
+                .last()
+                .copied()
+                .ok_or(SelectionError::NoRule(id.to_string())),
+            Some(v) => versions.into_iter().find(|l| l.rule.version == v).ok_or(
+                SelectionError::NoVersion {
+                    rule_id: rule_id.to_string(),
+                    version: v,
+                },
+            ),
         }
     }
 }
@@ -232,6 +237,73 @@ impl std::fmt::Display for PackError {
 }
 
 impl std::error::Error for PackError {}
+
+/// A rule or version asked for that the pack does not have, or a selection that does not
+/// read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectionError {
+    /// `id@v` whose `v` is not a number.
+    BadVersionIn(String),
+    /// A version list item that is not a number.
+    NotAVersion(String),
+    NoRule(String),
+    /// A rule-id prefix that more than one rule has.
+    Ambiguous {
+        prefix: String,
+        rules: usize,
+    },
+    NoVersion {
+        rule_id: String,
+        version: u32,
+    },
+}
+
+impl std::fmt::Display for SelectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelectionError::BadVersionIn(spec) => write!(f, "bad version in {spec}"),
+            SelectionError::NotAVersion(v) => write!(f, "`{v}` is not a version number"),
+            SelectionError::NoRule(id) => write!(f, "no rule {id} in the pack"),
+            SelectionError::Ambiguous { prefix, rules } => {
+                write!(f, "{prefix} names {rules} rules; give more of the id")
+            }
+            SelectionError::NoVersion { rule_id, version } => {
+                write!(f, "rule {rule_id} has no version {version}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SelectionError {}
+
+/// Why [`to_pack_toml`] could not write a rule's versions.
+#[derive(Debug)]
+pub enum ExportError {
+    NoVersions,
+    /// A version's filter that TOML cannot hold.
+    Filter {
+        version: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExportError::NoVersions => write!(f, "no versions"),
+            ExportError::Filter { version, source } => write!(f, "{version}: filter: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExportError::NoVersions => None,
+            ExportError::Filter { source, .. } => Some(source.as_ref()),
+        }
+    }
+}
 
 /// The rule pack quarry ships (`datasets/rules/`: the seed rule with its 29 locked versions),
 /// built into the library so that it is the default from any directory: (name, text).
@@ -548,9 +620,9 @@ fn rule_from_json(v: &Value, lock: &BTreeMap<String, u32>) -> Result<RuleVersion
 }
 
 /// One rule's versions as a quarry pack file (TOML): what `quarry rules import` writes.
-pub fn to_pack_toml(versions: &[&RuleVersion]) -> Result<String, String> {
+pub fn to_pack_toml(versions: &[&RuleVersion]) -> Result<String, ExportError> {
     let Some(first) = versions.first() else {
-        return Err("no versions".into());
+        return Err(ExportError::NoVersions);
     };
     let mut out = String::new();
     out.push_str("# quarry rule pack: one rule, every version. Keys at the top are defaults\n");
@@ -577,11 +649,14 @@ pub fn to_pack_toml(versions: &[&RuleVersion]) -> Result<String, String> {
         }
         out.push_str(&format!("query = {}\n", toml_multiline(&v.query)));
         if let Some(filters) = v.filters.as_array().filter(|f| !f.is_empty()) {
+            let filter = |e: Box<dyn std::error::Error + Send + Sync>| ExportError::Filter {
+                version: v.key(),
+                source: e,
+            };
             for f in filters {
-                let table: toml::Value = serde_json::from_value(f.clone())
-                    .map_err(|e| format!("{}: filter: {e}", v.key()))?;
-                let body =
-                    toml::to_string(&table).map_err(|e| format!("{}: filter: {e}", v.key()))?;
+                let table: toml::Value =
+                    serde_json::from_value(f.clone()).map_err(|e| filter(e.into()))?;
+                let body = toml::to_string(&table).map_err(|e| filter(e.into()))?;
                 out.push_str("\n[[versions.filters]]\n");
                 out.push_str(&prefix_tables(&body, "versions.filters"));
             }

@@ -27,6 +27,7 @@ use crate::ingest::schema::{self, TIMESTAMP};
 use crate::plan::text::{Hits, Scratch, TextMatcher};
 use crate::plan::{Leaf, Plan, Test, ValueForms};
 
+pub mod error;
 pub mod logic;
 pub mod memo;
 pub mod pages;
@@ -34,6 +35,7 @@ pub mod part;
 pub mod script;
 pub mod values;
 
+pub use error::{MatcherError, ScanError, ScanErrorKind};
 use logic::{eval2, eval3};
 use memo::{TextMemo, ValueKey};
 pub use part::{check_byte_ranges, read_footer, Part};
@@ -117,7 +119,7 @@ pub struct Scanner {
 impl Scanner {
     /// The scanner of `plan`, whose hits carry the values of `hit_fields` (the hit table's
     /// triage fields).
-    pub fn new(plan: Arc<Plan>, hit_fields: &[&str]) -> Result<Scanner, String> {
+    pub fn new(plan: Arc<Plan>, hit_fields: &[&str]) -> Result<Scanner, MatcherError> {
         let mut columns = Vec::new();
         for (name, ids) in plan.leaves_by_column() {
             let (text, leaves): (Vec<usize>, Vec<usize>) = ids
@@ -135,7 +137,14 @@ impl Scanner {
                 })
                 .collect();
             let matcher = match analyzer {
-                Some(analyzer) => Some(TextMatcher::new(analyzer, &values)?),
+                Some(analyzer) => {
+                    Some(
+                        TextMatcher::new(analyzer, &values).map_err(|source| MatcherError {
+                            column: name.to_string(),
+                            source,
+                        })?,
+                    )
+                }
                 None => None,
             };
             columns.push(ColumnPlan {
@@ -195,7 +204,18 @@ impl Scanner {
         rg: usize,
         range: &TimeRange,
         scratch: &mut Scratch,
-    ) -> Result<UnitHits, String> {
+    ) -> Result<UnitHits, ScanError> {
+        self.scan_unit(part, rg, range, scratch)
+            .map_err(|kind| ScanError::at(&part.rel, Some(rg), kind))
+    }
+
+    fn scan_unit(
+        &self,
+        part: &Part,
+        rg: usize,
+        range: &TimeRange,
+        scratch: &mut Scratch,
+    ) -> Result<UnitHits, ScanErrorKind> {
         let rows = part.row_group_rows(rg);
         if rows == 0 || self.live.is_empty() {
             return Ok(UnitHits::default());
@@ -244,7 +264,18 @@ impl Scanner {
         first_row: u64,
         range: &TimeRange,
         scratch: &mut Scratch,
-    ) -> Result<UnitHits, String> {
+    ) -> Result<UnitHits, ScanError> {
+        self.scan_arrays(batch, first_row, range, scratch)
+            .map_err(ScanError::in_batch)
+    }
+
+    fn scan_arrays(
+        &self,
+        batch: &RecordBatch,
+        first_row: u64,
+        range: &TimeRange,
+        scratch: &mut Scratch,
+    ) -> Result<UnitHits, ScanErrorKind> {
         let rows = batch.num_rows();
         if rows == 0 || self.live.is_empty() {
             return Ok(UnitHits::default());
@@ -275,8 +306,12 @@ impl Scanner {
         let picked: UInt64Array = hits.rows.iter().map(|&r| r as u64).collect();
         for name in names {
             if let Some(array) = arrays.get(name) {
-                let taken = arrow::compute::take(array.as_ref(), &picked, None)
-                    .map_err(|e| format!("{name}: {e}"))?;
+                let taken = arrow::compute::take(array.as_ref(), &picked, None).map_err(|e| {
+                    ScanErrorKind::Arrow {
+                        column: Some(name.clone()),
+                        source: e,
+                    }
+                })?;
                 fields.insert(name.clone(), taken);
             }
         }
@@ -333,7 +368,7 @@ impl Scanner {
         undecided: &BooleanBuffer,
         scratch: &mut Scratch,
         bits: &mut [Option<BooleanBuffer>],
-    ) -> Result<(), String> {
+    ) -> Result<(), ScanErrorKind> {
         let rows = undecided.len();
         let mut through_arrow = Vec::new();
         for column in self.columns(true) {
@@ -539,7 +574,7 @@ impl Scanner {
         needed: &BooleanBuffer,
         scratch: &mut Scratch,
         bits: &mut [Option<BooleanBuffer>],
-    ) -> Result<(), String> {
+    ) -> Result<(), ScanErrorKind> {
         let Some(matcher) = &column.matcher else {
             return Ok(());
         };
@@ -548,7 +583,7 @@ impl Scanner {
         let mut value_hits = Hits::new(matcher.len());
         let mut found = Vec::new();
         let mut by_dictionary: Vec<Option<Vec<usize>>> = Vec::new();
-        let mut problem: Option<String> = None;
+        let mut problem: Option<ScanErrorKind> = None;
         let wanted = |first: usize, end: usize| {
             first >= rows || needed.slice(first, end.min(rows) - first).count_set_bits() > 0
         };
@@ -560,13 +595,18 @@ impl Scanner {
             &wanted,
             &mut |row, bytes, dictionary_index| {
                 if row >= rows {
-                    problem.get_or_insert(format!("{}: more values than rows", column.name));
+                    problem.get_or_insert(ScanErrorKind::MoreValuesThanRows {
+                        column: column.name.clone(),
+                    });
                     return;
                 }
                 if !needed.value(row) || problem.is_some() {
                     return;
                 }
-                let not_utf8 = |_| format!("{}: row {row} is not UTF-8", column.name);
+                let not_utf8 = |_| ScanErrorKind::NotUtf8 {
+                    column: column.name.clone(),
+                    row,
+                };
                 let hits: &[usize] = match dictionary_index {
                     Some(i) => {
                         let i = i as usize;
@@ -598,7 +638,11 @@ impl Scanner {
                     out[leaf][row] = true;
                 }
             },
-        )?;
+        )
+        .map_err(|source| ScanErrorKind::Pages {
+            column: column.name.clone(),
+            source,
+        })?;
         if let Some(p) = problem {
             return Err(p);
         }
@@ -644,7 +688,7 @@ struct GroupHits<'s> {
 }
 
 /// The `@timestamp` column as microseconds, whatever its unit.
-fn timestamps(array: Option<&ArrayRef>) -> Result<TimestampMicrosecondArray, String> {
+fn timestamps(array: Option<&ArrayRef>) -> Result<TimestampMicrosecondArray, ScanErrorKind> {
     array
         .map(|a| plain(a.as_ref()).unwrap_or_else(|| Arc::clone(a)))
         .and_then(|a| {
@@ -652,7 +696,7 @@ fn timestamps(array: Option<&ArrayRef>) -> Result<TimestampMicrosecondArray, Str
                 .downcast_ref::<TimestampMicrosecondArray>()
                 .cloned()
         })
-        .ok_or_else(|| "no @timestamp column of a timestamp type".to_string())
+        .ok_or(ScanErrorKind::NoTimestamps)
 }
 
 /// The rows whose time lies in `range`.

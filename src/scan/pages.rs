@@ -43,6 +43,45 @@ pub fn supported(meta: &ParquetMetaData, rg: usize, col: usize) -> bool {
         })
 }
 
+/// Why a column chunk's pages could not be read.
+#[derive(Debug)]
+pub enum PageError {
+    /// The Parquet reader could not read or decompress a page.
+    Parquet(parquet::errors::ParquetError),
+    /// Bytes that contradict the page's own header: what ran past what.
+    Damaged(&'static str),
+    /// A bit width no RLE / bit-packed run can have.
+    BitWidth(u8),
+    /// An encoding [`supported`] does not admit, on a page of a chunk that claimed otherwise.
+    Encoding(Encoding),
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageError::Parquet(e) => write!(f, "{e}"),
+            PageError::Damaged(what) => write!(f, "damaged page: {what}"),
+            PageError::BitWidth(w) => write!(f, "damaged page: a bit width of {w}"),
+            PageError::Encoding(e) => write!(f, "unexpected {e} encoding of a text page"),
+        }
+    }
+}
+
+impl std::error::Error for PageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PageError::Parquet(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<parquet::errors::ParquetError> for PageError {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        PageError::Parquet(e)
+    }
+}
+
 /// Calls `f(row, bytes, dictionary_index)` for every non-null value of leaf column `col` in
 /// row group `rg`, in row order. The column must be [`supported`]. A data page whose rows
 /// `wanted(first, end)` declines is skipped undecompressed when the offset index gives its
@@ -54,7 +93,7 @@ pub fn for_each_value(
     col: usize,
     wanted: &dyn Fn(usize, usize) -> bool,
     f: &mut ValueSink,
-) -> Result<(), String> {
+) -> Result<(), PageError> {
     let nullable = meta
         .file_metadata()
         .schema_descr()
@@ -70,130 +109,189 @@ pub fn for_each_value(
         meta.row_group(rg),
         offsets,
         Arc::new(ReaderProperties::builder().build()),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut pages = reader
-        .get_column_page_reader(col)
-        .map_err(|e| e.to_string())?;
-    let mut dictionary: Option<(Bytes, Vec<(usize, usize)>)> = None;
+    )?;
+    let mut pages = reader.get_column_page_reader(col)?;
+    let mut dictionary: Option<Dictionary> = None;
     let mut levels = Vec::new();
     let mut indices = Vec::new();
     let mut row = 0usize;
-    while let Some(next) = pages.peek_next_page().map_err(|e| e.to_string())? {
+    while let Some(next) = pages.peek_next_page()? {
         if let (false, Some(n)) = (next.is_dict, next.num_rows) {
             if !wanted(row, row + n) {
-                pages.skip_next_page().map_err(|e| e.to_string())?;
+                pages.skip_next_page()?;
                 row += n;
                 continue;
             }
         }
-        let Some(page) = pages.get_next_page().map_err(|e| e.to_string())? else {
+        let Some(page) = pages.get_next_page()? else {
             break;
         };
-        let (values, encoding, count, defs) = match page {
-            Page::DictionaryPage {
-                buf, num_values, ..
-            } => {
-                let spans = plain_spans(&buf, num_values as usize)?;
-                dictionary = Some((buf, spans));
-                continue;
-            }
-            Page::DataPage {
-                buf,
-                num_values,
-                encoding,
-                ..
-            } => {
-                let count = num_values as usize;
-                if nullable {
-                    let len = read_u32(&buf, 0)? as usize;
-                    let defs = buf
-                        .get(4..4 + len)
-                        .ok_or("definition levels past the page")?;
-                    decode_hybrid(defs, 1, count, &mut levels)?;
-                    (buf.slice(4 + len..), encoding, count, true)
-                } else {
-                    (buf, encoding, count, false)
-                }
-            }
-            Page::DataPageV2 {
-                buf,
-                num_values,
-                encoding,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                ..
-            } => {
-                let count = num_values as usize;
-                let start = rep_levels_byte_len as usize;
-                let end = start + def_levels_byte_len as usize;
-                if nullable {
-                    let defs = buf
-                        .get(start..end)
-                        .ok_or("definition levels past the page")?;
-                    decode_hybrid(defs, 1, count, &mut levels)?;
-                }
-                if end > buf.len() {
-                    return Err("levels past the page".into());
-                }
-                (buf.slice(end..), encoding, count, nullable)
-            }
+        let Some(page) = data_page(page, nullable, &mut levels, &mut dictionary)? else {
+            continue;
         };
-        let present = if defs {
-            levels.iter().filter(|&&l| l == 1).count()
-        } else {
-            count
+        let present = match page.defs {
+            true => levels.iter().filter(|&&l| l == 1).count(),
+            false => page.count,
         };
-        let mut rows = (row..row + count).filter(|&r| !defs || levels[r - row] == 1);
-        match encoding {
-            Encoding::PLAIN => {
-                let mut at = 0usize;
-                for _ in 0..present {
-                    let len = read_u32(&values, at)? as usize;
-                    let value = values
-                        .get(at + 4..at + 4 + len)
-                        .ok_or("a value runs past the page")?;
-                    at += 4 + len;
-                    if let Some(r) = rows.next() {
-                        f(r, value, None);
-                    }
-                }
-            }
+        let first = row;
+        let mut rows = (row..row + page.count).filter(|&r| !page.defs || levels[r - first] == 1);
+        match page.encoding {
+            Encoding::PLAIN => plain_values(&page.values, present, &mut rows, f)?,
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
-                let (dict, spans) = dictionary
-                    .as_ref()
-                    .ok_or("a dictionary-encoded page without a dictionary")?;
-                let width = *values.first().ok_or("an empty dictionary-encoded page")?;
+                let dictionary = dictionary.as_ref().ok_or(PageError::Damaged(
+                    "a dictionary-encoded page without a dictionary",
+                ))?;
+                let values = &page.values;
+                let width = *values
+                    .first()
+                    .ok_or(PageError::Damaged("an empty dictionary-encoded page"))?;
                 decode_hybrid(&values[1..], width, present, &mut indices)?;
-                for &i in &indices {
-                    let &(start, end) = spans
-                        .get(i as usize)
-                        .ok_or("a dictionary index past the dictionary")?;
-                    if let Some(r) = rows.next() {
-                        f(r, &dict[start..end], Some(i));
-                    }
-                }
+                dictionary_values(dictionary, &indices, &mut rows, f)?;
             }
-            other => return Err(format!("unexpected {other} encoding of a text page")),
+            other => return Err(PageError::Encoding(other)),
         }
-        row += count;
+        row += page.count;
     }
     Ok(())
 }
 
-fn read_u32(buf: &[u8], at: usize) -> Result<u32, String> {
-    let b = buf.get(at..at + 4).ok_or("a length past the page")?;
+/// A dictionary page's bytes and the span of each of its values.
+type Dictionary = (Bytes, Vec<(usize, usize)>);
+
+/// A data page's values, with its definition levels decoded into the caller's buffer.
+struct DataPage {
+    values: Bytes,
+    encoding: Encoding,
+    /// Values and nulls on the page.
+    count: usize,
+    /// Whether the levels say which rows are null.
+    defs: bool,
+}
+
+/// The values of `page` with its levels in `levels`; `None` for a dictionary page, which
+/// becomes `dictionary`.
+fn data_page(
+    page: Page,
+    nullable: bool,
+    levels: &mut Vec<u32>,
+    dictionary: &mut Option<Dictionary>,
+) -> Result<Option<DataPage>, PageError> {
+    const LEVELS_PAST: PageError = PageError::Damaged("definition levels past the page");
+    match page {
+        Page::DictionaryPage {
+            buf, num_values, ..
+        } => {
+            let spans = plain_spans(&buf, num_values as usize)?;
+            *dictionary = Some((buf, spans));
+            Ok(None)
+        }
+        Page::DataPage {
+            buf,
+            num_values,
+            encoding,
+            ..
+        } => {
+            let count = num_values as usize;
+            if !nullable {
+                return Ok(Some(DataPage {
+                    values: buf,
+                    encoding,
+                    count,
+                    defs: false,
+                }));
+            }
+            let len = read_u32(&buf, 0)? as usize;
+            let defs = buf.get(4..4 + len).ok_or(LEVELS_PAST)?;
+            decode_hybrid(defs, 1, count, levels)?;
+            Ok(Some(DataPage {
+                values: buf.slice(4 + len..),
+                encoding,
+                count,
+                defs: true,
+            }))
+        }
+        Page::DataPageV2 {
+            buf,
+            num_values,
+            encoding,
+            def_levels_byte_len,
+            rep_levels_byte_len,
+            ..
+        } => {
+            let count = num_values as usize;
+            let start = rep_levels_byte_len as usize;
+            let end = start + def_levels_byte_len as usize;
+            if nullable {
+                let defs = buf.get(start..end).ok_or(LEVELS_PAST)?;
+                decode_hybrid(defs, 1, count, levels)?;
+            }
+            if end > buf.len() {
+                return Err(PageError::Damaged("levels past the page"));
+            }
+            Ok(Some(DataPage {
+                values: buf.slice(end..),
+                encoding,
+                count,
+                defs: nullable,
+            }))
+        }
+    }
+}
+
+/// Hands `present` PLAIN byte arrays to `f`, one per row of `rows`.
+fn plain_values(
+    values: &[u8],
+    present: usize,
+    rows: &mut impl Iterator<Item = usize>,
+    f: &mut ValueSink,
+) -> Result<(), PageError> {
+    let mut at = 0usize;
+    for _ in 0..present {
+        let len = read_u32(values, at)? as usize;
+        let value = values
+            .get(at + 4..at + 4 + len)
+            .ok_or(PageError::Damaged("a value runs past the page"))?;
+        at += 4 + len;
+        if let Some(r) = rows.next() {
+            f(r, value, None);
+        }
+    }
+    Ok(())
+}
+
+/// Hands the dictionary value of each of `indices` to `f`, one per row of `rows`.
+fn dictionary_values(
+    (dict, spans): &Dictionary,
+    indices: &[u32],
+    rows: &mut impl Iterator<Item = usize>,
+    f: &mut ValueSink,
+) -> Result<(), PageError> {
+    for &i in indices {
+        let &(start, end) = spans
+            .get(i as usize)
+            .ok_or(PageError::Damaged("a dictionary index past the dictionary"))?;
+        if let Some(r) = rows.next() {
+            f(r, &dict[start..end], Some(i));
+        }
+    }
+    Ok(())
+}
+
+fn read_u32(buf: &[u8], at: usize) -> Result<u32, PageError> {
+    let b = buf
+        .get(at..at + 4)
+        .ok_or(PageError::Damaged("a length past the page"))?;
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Byte ranges of `count` PLAIN byte arrays.
-fn plain_spans(buf: &[u8], count: usize) -> Result<Vec<(usize, usize)>, String> {
+fn plain_spans(buf: &[u8], count: usize) -> Result<Vec<(usize, usize)>, PageError> {
     let mut spans = Vec::with_capacity(count);
     let mut at = 0usize;
     for _ in 0..count {
         let len = read_u32(buf, at)? as usize;
         if at + 4 + len > buf.len() {
-            return Err("a dictionary value runs past the page".into());
+            return Err(PageError::Damaged("a dictionary value runs past the page"));
         }
         spans.push((at + 4, at + 4 + len));
         at += 4 + len;
@@ -207,10 +305,10 @@ pub fn decode_hybrid(
     width: u8,
     count: usize,
     out: &mut Vec<u32>,
-) -> Result<(), String> {
+) -> Result<(), PageError> {
     out.clear();
     if width > 32 {
-        return Err(format!("a bit width of {width}"));
+        return Err(PageError::BitWidth(width));
     }
     let width = width as usize;
     let mut at = 0usize;
@@ -220,7 +318,9 @@ pub fn decode_hybrid(
         if header & 1 == 0 {
             let run = (header >> 1) as usize;
             let bytes = width.div_ceil(8);
-            let raw = data.get(at..at + bytes).ok_or("an RLE run past the data")?;
+            let raw = data
+                .get(at..at + bytes)
+                .ok_or(PageError::Damaged("an RLE run past the data"))?;
             at += bytes;
             let mut value = 0u32;
             for (i, b) in raw.iter().enumerate() {
@@ -233,7 +333,7 @@ pub fn decode_hybrid(
             let bytes = values * width / 8;
             let packed = data
                 .get(at..at + bytes)
-                .ok_or("bit-packed values past the data")?;
+                .ok_or(PageError::Damaged("bit-packed values past the data"))?;
             at += bytes;
             let mask = if width == 32 {
                 u64::MAX
@@ -253,7 +353,7 @@ pub fn decode_hybrid(
     Ok(())
 }
 
-fn uleb128(data: &[u8]) -> Result<(u64, usize), String> {
+fn uleb128(data: &[u8]) -> Result<(u64, usize), PageError> {
     let mut value = 0u64;
     for (i, b) in data.iter().enumerate().take(10) {
         value |= u64::from(b & 0x7f) << (7 * i);
@@ -261,7 +361,7 @@ fn uleb128(data: &[u8]) -> Result<(u64, usize), String> {
             return Ok((value, i + 1));
         }
     }
-    Err("a run header past the data".into())
+    Err(PageError::Damaged("a run header past the data"))
 }
 
 #[cfg(test)]

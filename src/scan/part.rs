@@ -18,6 +18,7 @@ use parquet::file::reader::ChunkReader;
 use parquet::file::statistics::Statistics;
 
 use crate::ingest::schema::TIMESTAMP;
+use crate::scan::error::{ScanError, ScanErrorKind};
 use crate::store::{Blob, Store};
 
 /// A Parquet file of a dataset, its bytes at hand and its footer read.
@@ -30,17 +31,16 @@ pub struct Part {
 
 impl Part {
     /// Part `rel` of the dataset in `store`.
-    pub fn open(store: &dyn Store, rel: &str) -> Result<Part, String> {
-        let blob = store.read(rel).map_err(|e| match e.kind {
-            crate::store::StoreErrorKind::NotFound => "cannot open: not found".to_string(),
-            crate::store::StoreErrorKind::Io(e) => format!("cannot open: {e}"),
-        })?;
+    pub fn open(store: &dyn Store, rel: &str) -> Result<Part, ScanError> {
+        let blob = store
+            .read(rel)
+            .map_err(|e| ScanError::at(rel, None, ScanErrorKind::Store(e)))?;
         Part::from_blob(blob, rel)
     }
 
     /// A part from bytes already read.
-    pub fn from_blob(blob: Blob, rel: &str) -> Result<Part, String> {
-        let meta = read_footer(blob.bytes())?;
+    pub fn from_blob(blob: Blob, rel: &str) -> Result<Part, ScanError> {
+        let meta = read_footer(blob.bytes()).map_err(|kind| ScanError::at(rel, None, kind))?;
         Ok(Part {
             rel: rel.to_string(),
             blob,
@@ -137,7 +137,7 @@ impl Part {
         rg: usize,
         names: &[&str],
         selection: Option<&[usize]>,
-    ) -> Result<HashMap<String, ArrayRef>, String> {
+    ) -> Result<HashMap<String, ArrayRef>, ScanErrorKind> {
         let descr = self.meta.parquet_schema();
         let leaves: Vec<usize> = (0..descr.num_columns())
             .filter(|&i| names.contains(&descr.column(i).path().parts()[0].as_str()))
@@ -161,12 +161,16 @@ impl Part {
             let filter = BooleanArray::from(keep);
             builder = builder.with_row_selection(RowSelection::from_filters(&[filter]));
         }
-        let reader = builder.build().map_err(|e| e.to_string())?;
+        let reader = builder.build()?;
         let schema = reader.schema();
+        let arrow = |source| ScanErrorKind::Arrow {
+            column: None,
+            source,
+        };
         let batches = reader
             .collect::<Result<Vec<RecordBatch>, _>>()
-            .map_err(|e| e.to_string())?;
-        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
+            .map_err(arrow)?;
+        let batch = arrow::compute::concat_batches(&schema, &batches).map_err(arrow)?;
         Ok(schema
             .fields()
             .iter()
@@ -180,7 +184,7 @@ impl Part {
 /// ranges checked ([`check_byte_ranges`]). The Arrow and Parquet readers panic on some
 /// damaged footers (a schema with an impossible type, say) rather than return an error;
 /// such a panic is caught here and becomes the error.
-pub fn read_footer<R: ChunkReader>(reader: &R) -> Result<ArrowReaderMetadata, String> {
+pub fn read_footer<R: ChunkReader>(reader: &R) -> Result<ArrowReaderMetadata, ScanErrorKind> {
     let load = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         ArrowReaderMetadata::load(
             reader,
@@ -189,18 +193,17 @@ pub fn read_footer<R: ChunkReader>(reader: &R) -> Result<ArrowReaderMetadata, St
     }));
     let meta = match load {
         Ok(Ok(meta)) => meta,
-        Ok(Err(e)) => return Err(format!("not a readable Parquet file: {e}")),
-        Err(_) => return Err("not a readable Parquet file: its footer is damaged".into()),
+        Ok(Err(e)) => return Err(ScanErrorKind::Footer(e)),
+        Err(_) => return Err(ScanErrorKind::FooterPanicked),
     };
-    check_byte_ranges(meta.metadata(), reader.len())
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    check_byte_ranges(meta.metadata(), reader.len())?;
     Ok(meta)
 }
 
 /// Checks that every column chunk the footer describes lies inside the file: damaged
 /// footers can hold negative or overlong offsets, on which the Parquet reader asserts
 /// (panics) instead of returning an error.
-pub fn check_byte_ranges(meta: &ParquetMetaData, file_len: u64) -> Result<(), String> {
+pub fn check_byte_ranges(meta: &ParquetMetaData, file_len: u64) -> Result<(), ScanErrorKind> {
     for (rg, group) in meta.row_groups().iter().enumerate() {
         for (c, column) in group.columns().iter().enumerate() {
             let start = column
@@ -213,10 +216,13 @@ pub fn check_byte_ranges(meta: &ParquetMetaData, file_len: u64) -> Result<(), St
                     .checked_add(len as u64)
                     .is_some_and(|end| end <= file_len);
             if !inside {
-                return Err(format!(
-                    "row group {rg}, column {c}: bytes {start}..+{len} are not inside the \
-                     file ({file_len} bytes)"
-                ));
+                return Err(ScanErrorKind::ChunkOutsideFile {
+                    row_group: rg,
+                    column: c,
+                    start,
+                    len,
+                    file_len,
+                });
             }
         }
     }
@@ -259,6 +265,7 @@ mod tests {
                 .add_row_group(group)
                 .build();
             let e = check_byte_ranges(&damaged, len as u64).expect_err("outside the file");
+            let e = e.to_string();
             assert!(e.contains("row group 0, column 0"), "{e}");
         }
     }

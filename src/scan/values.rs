@@ -11,6 +11,7 @@ use arrow::array::{
 
 use crate::ingest::doc::format_float;
 use crate::ingest::format_micros;
+use crate::scan::error::ScanErrorKind;
 
 /// The same values in one of the types [`for_each_value`] reads directly, for the other
 /// ways writers store them: large, view and dictionary-encoded strings, large lists,
@@ -66,7 +67,7 @@ fn plain_value_type(t: &arrow::datatypes::DataType) -> bool {
 
 /// An error naming `column` when its type holds nothing a query can match: the unit fails
 /// (and is reported) rather than matching nothing without a word.
-pub fn matchable(column: &str, array: &dyn Array) -> Result<(), String> {
+pub fn matchable(column: &str, array: &dyn Array) -> Result<(), ScanErrorKind> {
     use arrow::datatypes::DataType;
     let direct = match array.data_type() {
         DataType::Utf8 | DataType::Int64 | DataType::Float64 | DataType::Null => true,
@@ -77,10 +78,10 @@ pub fn matchable(column: &str, array: &dyn Array) -> Result<(), String> {
     if direct || plain(&array.slice(0, 0)).is_some() {
         Ok(())
     } else {
-        Err(format!(
-            "column `{column}` is of type {}, which holds no value a query can match",
-            array.data_type()
-        ))
+        Err(ScanErrorKind::Unmatchable {
+            column: column.to_string(),
+            data_type: array.data_type().to_string(),
+        })
     }
 }
 

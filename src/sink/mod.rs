@@ -25,7 +25,10 @@ use parquet::file::properties::WriterProperties;
 use crate::ingest::format_micros;
 use crate::plan::Role;
 
+pub mod error;
 pub mod spool;
+
+pub use error::{SinkError, SinkErrorKind};
 
 /// The fields a hit row carries for triage (DESIGN §7), besides `@timestamp`: who and
 /// where, the script of a PowerShell event, the process of a process event, and the usual
@@ -169,7 +172,7 @@ pub fn schema() -> Schema {
     Schema::new(fields)
 }
 
-fn batch(hits: &[Hit]) -> Result<RecordBatch, String> {
+fn batch(hits: &[Hit]) -> Result<RecordBatch, arrow::error::ArrowError> {
     let strings = |f: &dyn Fn(&Hit) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(hits.iter().map(f)))
     };
@@ -212,11 +215,11 @@ fn batch(hits: &[Hit]) -> Result<RecordBatch, String> {
     )));
     let schema = Arc::new(schema());
     // The list field of the builder is named `item` and nullable, as the schema says.
-    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+    RecordBatch::try_new(schema, columns)
 }
 
 /// Writes the sorted `hits` to `path` as `format`, through a temporary file.
-pub fn write(hits: &[Hit], path: &Path, format: Format) -> Result<(), String> {
+pub fn write(hits: &[Hit], path: &Path, format: Format) -> Result<(), SinkError> {
     let mut writer = HitWriter::create(path, format)?;
     writer.write(hits)?;
     writer.finish()
@@ -275,26 +278,22 @@ fn remove_leftovers(dir: &Path, prefix: &str) {
 }
 
 impl HitWriter {
-    pub fn create(path: &Path, format: Format) -> Result<HitWriter, String> {
+    pub fn create(path: &Path, format: Format) -> Result<HitWriter, SinkError> {
         let (dir, prefix) = beside(path);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let in_dir = |e| SinkError::io(&dir, e);
+        std::fs::create_dir_all(&dir).map_err(in_dir)?;
         let lock_path = dir.join(format!("{prefix}lock"));
         let lock = crate::lock::exclusive(&lock_path).map_err(|e| match e {
-            crate::lock::LockError::Io(e) => format!("{}: {e}", lock_path.display()),
-            crate::lock::LockError::Held => format!(
-                "{}: another quarry process is writing this hit table",
-                path.display()
-            ),
+            crate::lock::LockError::Io(e) => SinkError::io(&lock_path, e),
+            crate::lock::LockError::Held => SinkError::new(path, SinkErrorKind::Locked),
         })?;
         remove_leftovers(&dir, &prefix);
         let tmp = tempfile::Builder::new()
             .prefix(&format!("{prefix}tmp-"))
             .tempfile_in(&dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let file = tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+            .map_err(in_dir)?;
+        let file = tmp.as_file().try_clone().map_err(in_dir)?;
+        let parquet = |e| SinkError::new(path, SinkErrorKind::Parquet(e));
         let buffered = BufWriter::new(file);
         let out = match format {
             Format::Parquet => {
@@ -303,7 +302,7 @@ impl HitWriter {
                     .build();
                 Output::Parquet(Box::new(
                     ArrowWriter::try_new(buffered, Arc::new(schema()), Some(props))
-                        .map_err(|e| e.to_string())?,
+                        .map_err(parquet)?,
                 ))
             }
             Format::Jsonl => Output::Jsonl(buffered),
@@ -311,7 +310,8 @@ impl HitWriter {
                 let mut w = csv::Writer::from_writer(buffered);
                 let header: Vec<String> =
                     schema().fields().iter().map(|f| f.name().clone()).collect();
-                w.write_record(&header).map_err(|e| e.to_string())?;
+                w.write_record(&header)
+                    .map_err(|e| SinkError::new(path, SinkErrorKind::Csv(e)))?;
                 Output::Csv(Box::new(w))
             }
         };
@@ -331,32 +331,36 @@ impl HitWriter {
     }
 
     /// Appends `hits`, which follow the ones written before in the table's order.
-    pub fn write(&mut self, hits: &[Hit]) -> Result<(), String> {
-        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", self.path.display());
+    pub fn write(&mut self, hits: &[Hit]) -> Result<(), SinkError> {
+        let at = |kind| SinkError::new(&self.path, kind);
         match &mut self.out {
-            Output::Parquet(w) => w.write(&batch(hits)?).map_err(|e| at(&e)),
-            Output::Jsonl(w) => write_jsonl(hits, w).map_err(|e| at(&e)),
-            Output::Csv(w) => write_csv(hits, w).map_err(|e| at(&e)),
+            Output::Parquet(w) => {
+                let batch = batch(hits).map_err(|e| at(SinkErrorKind::Arrow(e)))?;
+                w.write(&batch).map_err(|e| at(SinkErrorKind::Parquet(e)))
+            }
+            Output::Jsonl(w) => write_jsonl(hits, w).map_err(|e| at(SinkErrorKind::Io(e))),
+            Output::Csv(w) => write_csv(hits, w).map_err(|e| at(SinkErrorKind::Csv(e))),
         }
     }
 
     /// Completes the file and gives it its name.
-    pub fn finish(self) -> Result<(), String> {
+    pub fn finish(self) -> Result<(), SinkError> {
         let path = self.path;
-        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let at = |kind| SinkError::new(&path, kind);
+        let io = |e| at(SinkErrorKind::Io(e));
         let file = match self.out {
-            Output::Parquet(w) => w.into_inner().map_err(|e| at(&e))?,
+            Output::Parquet(w) => w.into_inner().map_err(|e| at(SinkErrorKind::Parquet(e)))?,
             Output::Jsonl(w) => w,
-            Output::Csv(w) => w.into_inner().map_err(|e| at(&e))?,
+            Output::Csv(w) => w.into_inner().map_err(|e| io(e.into_error()))?,
         };
-        file.into_inner().map_err(|e| at(&e.error()))?;
-        self.tmp.as_file().sync_all().map_err(|e| at(&e))?;
+        file.into_inner().map_err(|e| io(e.into_error()))?;
+        self.tmp.as_file().sync_all().map_err(io)?;
         // A hit table is shared, not private like the temporary file it was.
         let _ = std::fs::set_permissions(
             self.tmp.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o644),
         );
-        self.tmp.persist(&path).map_err(|e| at(&e.error))?;
+        self.tmp.persist(&path).map_err(|e| io(e.error))?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::error::{Damage, SinkError, SinkErrorKind};
 use super::{order, Hit, TRIAGE_FIELDS};
 use crate::plan::Role;
 
@@ -86,7 +87,7 @@ impl Spool {
         self.runs.len()
     }
 
-    pub fn extend(&mut self, hits: impl IntoIterator<Item = Hit>) -> Result<(), String> {
+    pub fn extend(&mut self, hits: impl IntoIterator<Item = Hit>) -> Result<(), SinkError> {
         for hit in hits {
             self.buffered += footprint(&hit);
             self.buffer.push(hit);
@@ -99,7 +100,7 @@ impl Spool {
     }
 
     /// Sorts the buffer and writes it as a run.
-    fn spill(&mut self) -> Result<(), String> {
+    fn spill(&mut self) -> Result<(), SinkError> {
         let dir = match &self.dir {
             Some(d) => d.path().to_path_buf(),
             None => {
@@ -113,12 +114,11 @@ impl Spool {
                     .map_or(".quarry-spool-".into(), |n| {
                         n.to_string_lossy().into_owned()
                     });
-                std::fs::create_dir_all(&parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(&parent).map_err(|e| SinkError::io(&parent, e))?;
                 let d = tempfile::Builder::new()
                     .prefix(&name)
                     .tempdir_in(&parent)
-                    .map_err(|e| format!("cannot spill hits to {}: {e}", parent.display()))?;
+                    .map_err(|e| SinkError::io(&parent, e))?;
                 let path = d.path().to_path_buf();
                 self.dir = Some(d);
                 path
@@ -136,8 +136,8 @@ impl Spool {
     /// Every hit in order, to `out` in batches of at most [`BATCH`].
     pub fn drain(
         mut self,
-        out: &mut dyn FnMut(&[Hit]) -> Result<(), String>,
-    ) -> Result<(), String> {
+        out: &mut dyn FnMut(&[Hit]) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
         self.buffer.sort_by(order);
         if self.runs.is_empty() {
             for chunk in self.buffer.chunks(BATCH) {
@@ -147,7 +147,7 @@ impl Spool {
         }
         let mut readers = Vec::with_capacity(self.runs.len());
         for path in &self.runs {
-            let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file = File::open(path).map_err(|e| SinkError::io(path, e))?;
             readers.push(RunReader {
                 input: BufReader::with_capacity(1 << 16, file),
                 path: path.clone(),
@@ -258,8 +258,8 @@ fn encode(h: &Hit, out: &mut Vec<u8>) {
 
 /// Writes `hits` to a new file at `path` in the spool's run format (an incremental hunt's
 /// segments use it too).
-pub fn write_hits(path: &Path, hits: &[Hit]) -> Result<(), String> {
-    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+pub fn write_hits(path: &Path, hits: &[Hit]) -> Result<(), SinkError> {
+    let io = |e| SinkError::io(path, e);
     let mut out = BufWriter::new(File::create(path).map_err(io)?);
     let mut bytes = Vec::new();
     for h in hits {
@@ -272,7 +272,7 @@ pub fn write_hits(path: &Path, hits: &[Hit]) -> Result<(), String> {
 
 /// Every hit of a file written by [`write_hits`], its bytes read already; `name` says
 /// which file in messages.
-pub fn hits_from(bytes: &[u8], name: &str) -> Result<Vec<Hit>, String> {
+pub fn hits_from(bytes: &[u8], name: &str) -> Result<Vec<Hit>, SinkError> {
     let mut reader = RunReader {
         input: bytes,
         path: PathBuf::from(name),
@@ -292,7 +292,7 @@ struct RunReader<R> {
 
 impl<R: Read> RunReader<R> {
     /// The next hit of the run, `None` at its end.
-    fn next(&mut self) -> Result<Option<Hit>, String> {
+    fn next(&mut self) -> Result<Option<Hit>, SinkError> {
         let mut first = [0u8; 8];
         match self.input.read(&mut first[..1]) {
             Ok(0) => return Ok(None),
@@ -308,7 +308,7 @@ impl<R: Read> RunReader<R> {
             [0] => Role::Version,
             [1] => Role::WhatIf,
             [2] => Role::GroundTruth,
-            [b] => return Err(format!("spooled hits {}: role {b}", self.path.display())),
+            [b] => return Err(self.damaged(Damage::Role(b))),
         };
         let rule_name = self.read_str()?;
         let severity = self.read_str()?;
@@ -347,40 +347,43 @@ impl<R: Read> RunReader<R> {
         }))
     }
 
-    fn error(&self, e: std::io::Error) -> String {
-        format!("spooled hits {}: {e}", self.path.display())
+    fn error(&self, e: std::io::Error) -> SinkError {
+        SinkError::io(&self.path, e)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    fn damaged(&self, damage: Damage) -> SinkError {
+        SinkError::new(&self.path, SinkErrorKind::Damaged(damage))
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SinkError> {
         let mut b = [0u8; N];
         self.input.read_exact(&mut b).map_err(|e| self.error(e))?;
         Ok(b)
     }
 
-    fn count(&mut self, max: usize) -> Result<usize, String> {
+    fn count(&mut self, max: usize) -> Result<usize, SinkError> {
         let n = u64::from_le_bytes(self.array()?);
         usize::try_from(n)
             .ok()
             .filter(|&n| n <= max)
-            .ok_or_else(|| format!("spooled hits {}: a count of {n}", self.path.display()))
+            .ok_or_else(|| self.damaged(Damage::Count(n)))
     }
 
-    fn read_str(&mut self) -> Result<String, String> {
+    fn read_str(&mut self) -> Result<String, SinkError> {
         let len = u64::from_le_bytes(self.array()?);
         self.string(len)
     }
 
-    fn string(&mut self, len: u64) -> Result<String, String> {
+    fn string(&mut self, len: u64) -> Result<String, SinkError> {
         let mut bytes = Vec::new();
         (&mut self.input)
             .take(len)
             .read_to_end(&mut bytes)
             .map_err(|e| self.error(e))?;
         if bytes.len() as u64 != len {
-            return Err(format!("spooled hits {}: cut short", self.path.display()));
+            return Err(self.damaged(Damage::CutShort));
         }
-        String::from_utf8(bytes)
-            .map_err(|_| format!("spooled hits {}: not UTF-8", self.path.display()))
+        String::from_utf8(bytes).map_err(|_| self.damaged(Damage::NotUtf8))
     }
 }
 
