@@ -20,9 +20,14 @@
 //! - Q1 over one day of a 90-day fleet dataset (ten times the events) against the full scan.
 //!
 //! Every time is the best of `QUARRY_BENCH_ROUNDS` (default 3) after one warm-up: the files
-//! are in the page cache, as the figures in the hunt issue assume.
+//! are in the page cache, as the figures in the hunt issue assume. The bench checks itself:
+//! the hits of Q1, Q29 and Q589 must be exactly the reference evaluator's on the same files
+//! (`tests/reference.rs`), or it panics naming the first differences: Q1 and Q29 on every part,
+//! Q589 on every `QUARRY_BENCH_CHECK_EVERY`-th part (default 8; 1 checks them all, at about
+//! four minutes per dataset on two cores).
 //! Run: `cargo build --release && cargo bench --bench hunt`.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +35,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use quarry::cond::analyzer::Analyzer;
+use quarry::cond::fields::FieldTypes;
 use quarry::gen::{generate, GenOptions};
 use quarry::hunt::{hunt, HuntOptions, NoProgress};
 use quarry::ingest::writer::Codec;
@@ -38,6 +45,8 @@ use quarry::scan::TimeRange;
 use rayon::prelude::*;
 
 mod common;
+#[path = "../tests/reference.rs"]
+mod reference;
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -306,6 +315,58 @@ fn peer(
     best.map(|(s, h, _)| (s, h, peak.unwrap_or(0)))
 }
 
+/// The (rule id, version, file, row) of every hit of a hunt.
+fn hit_keys(report: &quarry::hunt::HuntReport) -> BTreeSet<reference::HitKey> {
+    report
+        .hits
+        .iter()
+        .map(|h| {
+            (
+                h.rule_id.to_string(),
+                h.rule_version,
+                h.file.to_string(),
+                h.row,
+            )
+        })
+        .collect()
+}
+
+/// Panics unless `report`'s hits are exactly the reference evaluator's for the versions of
+/// `pack` the hunt selected (`keep`), on every `step`-th part of `data` (1: all of them).
+fn check_hits(
+    what: &str,
+    report: &quarry::hunt::HuntReport,
+    (pack, data): (&Path, &Path),
+    step: usize,
+    keep: impl Fn(&str, u32) -> bool,
+) {
+    let pack = quarry::rules::pack::load(&[pack.to_path_buf()], &Default::default()).expect("pack");
+    let manifest = quarry::ingest::dataset::read_manifest(data).expect("manifest");
+    let parts: Vec<String> = manifest
+        .parts()
+        .map(|p| p.path.clone())
+        .step_by(step)
+        .collect();
+    let types = FieldTypes::new(Analyzer::Pattern);
+    let expected: BTreeSet<_> =
+        reference::reference_hits_in(&pack, data, &parts, &types, TimeRange::default())
+            .into_iter()
+            .filter(|(id, v, _, _)| keep(id, *v))
+            .collect();
+    let got: BTreeSet<_> = hit_keys(report)
+        .into_iter()
+        .filter(|(_, _, file, _)| parts.contains(file))
+        .collect();
+    let extra: Vec<_> = got.difference(&expected).take(3).collect();
+    let missing: Vec<_> = expected.difference(&got).take(3).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "{what}: {} hits the reference does not make (e.g. {extra:?}), {} it makes that the hunt misses (e.g. {missing:?})",
+        got.difference(&expected).count(),
+        expected.difference(&got).count()
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("hunt: bench");
@@ -313,6 +374,8 @@ fn main() {
     }
     let events = env_number("QUARRY_BENCH_EVENTS", 100_000);
     let rounds = env_number("QUARRY_BENCH_ROUNDS", 3);
+    // The reference takes ~4 minutes for 589 versions on 100,000 events on two cores.
+    let check_step = env_number("QUARRY_BENCH_CHECK_EVERY", 8).max(1) as usize;
     let history = repo("../shared/rules/posh-kuery-history.jsonl");
     let python = peer_python();
     println!(
@@ -350,6 +413,25 @@ fn main() {
                     run(&hunt_opts(vec![history.clone()], &data, Vec::new()))
                 })
             });
+            let checked = Instant::now();
+            let seed_on = (seed[0].as_path(), data.as_path());
+            check_hits("Q1", &r1, seed_on, 1, |id, v| id == SEED_RULE && v == 320);
+            check_hits("Q29", &r29, seed_on, 1, |_, _| true);
+            if let Some((_, r589)) = &q589 {
+                let on = (history.as_path(), data.as_path());
+                check_hits("Q589", r589, on, check_step, |_, _| true);
+            }
+            eprintln!(
+                "{name} / {codec_name}: the hits of Q1 and Q29 equal the reference's on every part{} (checked in {:.1}s)",
+                if q589.is_none() {
+                    String::new()
+                } else if check_step == 1 {
+                    ", Q589's too".to_string()
+                } else {
+                    format!(", Q589's on every {check_step}th part")
+                },
+                checked.elapsed().as_secs_f64()
+            );
             let mut peak_args: Vec<OsString> =
                 ["hunt", "--quiet", "--out"].map(OsString::from).to_vec();
             peak_args.push(repo("target/bench-hunt/hits.parquet").into_os_string());
@@ -456,6 +538,17 @@ fn main() {
         to_us: Some(day + 86_400_000_000),
     };
     let (part, some) = best(rounds, || run(one_day));
+    let in_day: BTreeSet<_> = all
+        .hits
+        .iter()
+        .filter(|h| one_day.contains(h.timestamp_us))
+        .map(|h| (h.file.clone(), h.row))
+        .collect();
+    let day_hits: BTreeSet<_> = some.hits.iter().map(|h| (h.file.clone(), h.row)).collect();
+    assert_eq!(
+        day_hits, in_day,
+        "the one-day hunt must find exactly the full scan's hits of that day"
+    );
     println!(
         "\nfleet, 90 days / zstd, {} events: Q1 over all days {full:.3}s ({} hits), over one day {part:.3}s ({} hits, {} row groups pruned): {:.3} of the full scan",
         events * 10,

@@ -8,70 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use quarry::cond::analyzer::Analyzer;
-use quarry::cond::eval::{self, Document};
 use quarry::cond::fields::FieldTypes;
 use quarry::hunt::{self, HuntOptions, NoProgress, VersionSelect};
-use quarry::rules::pack::{self, LoadOptions, Status};
+use quarry::rules::pack::{self, LoadOptions};
 use quarry::scan::TimeRange;
 
+use super::reference::{self, HitKey};
 use super::util;
 use super::util::repo;
-
-/// (rule id, version, file, row).
-type HitKey = (String, u32, String, u64);
-
-/// Every row of every part of `dataset` as a reference document, with its file and row,
-/// read with the plain Arrow JSON writer (independent of the scanner's decoding).
-fn documents(dataset: &Path) -> Vec<(String, u64, i64, Document)> {
-    let mut out = Vec::new();
-    for part in util::parts(dataset) {
-        let rel = part
-            .strip_prefix(dataset)
-            .expect("part under the dataset")
-            .to_string_lossy()
-            .replace('\\', "/");
-        let file = std::fs::File::open(&part).expect("open part");
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("parquet reader")
-            .build()
-            .expect("build reader");
-        let mut row = 0u64;
-        for batch in reader {
-            let batch = batch.expect("batch");
-            let ts = batch
-                .column_by_name("@timestamp")
-                .expect("@timestamp")
-                .as_any()
-                .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
-                .expect("timestamp column")
-                .clone();
-            let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-            writer.write(&batch).expect("json");
-            writer.finish().expect("json finish");
-            let json: Vec<util::Row> = serde_json::from_slice(&writer.into_inner()).expect("rows");
-            for (i, r) in json.into_iter().enumerate() {
-                let mut doc = Document::new();
-                for (k, v) in r {
-                    let values = match v {
-                        serde_json::Value::Array(items) => items,
-                        other => vec![other],
-                    };
-                    for v in values {
-                        let text = match v {
-                            serde_json::Value::Null => continue,
-                            serde_json::Value::String(s) => s,
-                            other => other.to_string(),
-                        };
-                        doc = doc.with(&k, &text);
-                    }
-                }
-                out.push((rel.clone(), row, ts.value(i), doc));
-                row += 1;
-            }
-        }
-    }
-    out
-}
 
 /// The reference's hits of every runnable version of `packs` on `dataset`.
 fn reference_hits(
@@ -81,20 +25,7 @@ fn reference_hits(
     range: TimeRange,
 ) -> BTreeSet<HitKey> {
     let pack = pack::load(packs, &LoadOptions::default()).expect("pack");
-    let types = FieldTypes::new(analyzer);
-    let docs = documents(dataset);
-    let mut hits = BTreeSet::new();
-    for v in &pack.versions {
-        let Status::Ready(compiled) = &v.status else {
-            continue;
-        };
-        for (file, row, ts, doc) in &docs {
-            if range.contains(*ts) && eval::matches(&compiled.cond, doc, &types) {
-                hits.insert((v.rule.rule_id.clone(), v.rule.version, file.clone(), *row));
-            }
-        }
-    }
-    hits
+    reference::reference_hits(&pack, dataset, &FieldTypes::new(analyzer), range)
 }
 
 fn hunt_opts(packs: &[PathBuf], dataset: &Path) -> HuntOptions {

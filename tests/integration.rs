@@ -8,6 +8,8 @@ mod semantics;
 mod lucene_standard;
 // The generator: determinism, conversion equivalence, ground truth, fragments, sizes, sample.
 mod gen;
+// The reference evaluator over a whole dataset (shared with the hunt benchmark).
+mod reference;
 mod util;
 
 // Converting the real EVTX, OTRF and Elastic data in ../shared/data: counts and golden fields.

@@ -11,8 +11,8 @@
 //! incident windows are written beside the dataset (`_quarry/truth/`).
 
 //!
-//! The stage's rooms: [`world`] decides which events each unit is, [`events`] shapes them,
-//! [`output`] writes them; this driver runs the units on every core in order, spreads the
+//! The stage's rooms: `world` decides which events each unit is, `events` shapes them,
+//! `output` writes them; this driver runs the units on every core in order, spreads the
 //! campaigns' steps over the run and stops at the requested size.
 
 pub mod attacks;

@@ -2,7 +2,7 @@
 //! (the fleet, the clock, the benign script families, the attack campaigns and the rule
 //! versions to synthesise positives for) and is shared read-only by the worker threads; unit
 //! `u` draws from its own seeded random source, so any thread can make any unit. The event
-//! shapes themselves are in [`super::events`].
+//! shapes themselves are in `events`.
 
 use std::collections::BTreeSet;
 

@@ -2,7 +2,7 @@
 //!
 //! A [`Session`] loads the rule packs, picks the versions and reads each dataset's manifest
 //! (which gives the mapping, and so the analyzer, and the indices it stands for), once. Each
-//! [`Pass`] of it ([`session`]'s neighbour `pass`) compiles one [`crate::plan::Plan`] per
+//! [`Pass`] of it (module `pass`) compiles one [`crate::plan::Plan`] per
 //! dataset, prunes parts and row groups that lie outside `--from`/`--to`, and scans every
 //! remaining (file, row group) unit on a rayon pool. A unit that fails to decode is reported
 //! with its file and row group and the hunt goes on (unless `fail_fast`). [`hunt`] and
@@ -129,7 +129,7 @@ pub struct HuntReport {
     /// Versions that will not run or cannot fire somewhere, and why.
     pub warnings: Vec<String>,
     pub failures: Vec<ScanFailure>,
-    /// With [`HuntOptions::summarise_scripts`]: the script of each hit event.
+    /// With [`Pass::summarise_scripts`]: the script of each hit event.
     pub scripts: HashMap<EventRef, ScriptSummary>,
     pub units: usize,
     pub units_pruned: usize,

@@ -54,7 +54,7 @@ impl EventSink<'_> {
 }
 
 /// Writes the events that `produce` hands to its [`EventSink`] into the dataset at `out` as one
-/// run, exactly as [`convert`] writes converted files (same layout, metadata and commit). A
+/// run, exactly as [`super::convert`] writes converted files (same layout, metadata and commit). A
 /// source whose fingerprint the dataset already holds is skipped.
 pub fn ingest_generated(
     out: &Path,

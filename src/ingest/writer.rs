@@ -82,7 +82,7 @@ impl Codec {
 #[derive(Debug, Clone)]
 pub struct LayoutConfig {
     pub codec: Codec,
-    /// Upper bound of a row group's values in memory (see [`row_group_ranges`]).
+    /// Upper bound of a row group's values in memory (see `row_group_ranges`).
     pub row_group_bytes: usize,
     /// Upper bound of a row group's row count.
     pub row_group_rows: usize,
