@@ -173,32 +173,47 @@ fn an_incremental_hunt_killed_anywhere_resumes_and_ends_equal_to_a_full_one() {
         Some(&w.join("timing-state")),
     ));
     let span = started.elapsed();
-    let mut killed = 0;
-    for i in 1..=8u32 {
+    // Kill runs ever later until one ends by itself. A kill that left the state record as it
+    // was (the run died in its start-up or first chunk) makes the next one wait longer; one
+    // that committed keeps the delay, so the following runs die at other points of the work
+    // left. Each run resumes from what the ones before it committed.
+    let record = state.join("state.json");
+    let mut delay = span / 16;
+    let (mut killed, mut committed, mut ended) = (0, 0, false);
+    for _ in 0..60 {
+        let before = std::fs::read(&record).ok();
         let mut child = hunt(&pack, &dataset, &table, Some(&state))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        let delay = span.mul_f64(f64::from(i) / 9.0);
         let t = Instant::now();
-        let mut ended = false;
-        while t.elapsed() < delay {
-            if child.try_wait().expect("wait").is_some() {
-                ended = true;
-                break;
-            }
+        while t.elapsed() < delay && !ended {
+            ended = child.try_wait().expect("wait").is_some();
             std::thread::sleep(Duration::from_millis(2));
         }
-        if !ended {
-            let _ = child.kill();
-            killed += 1;
+        ended = ended || child.try_wait().expect("wait").is_some();
+        if ended {
+            break;
         }
+        let _ = child.kill();
         let _ = child.wait();
+        killed += 1;
+        if std::fs::read(&record).ok() == before {
+            delay = delay.mul_f64(1.3);
+        } else {
+            committed += 1;
+        }
     }
+    eprintln!("{killed} runs killed, {committed} of them after committing a chunk");
+    assert!(ended, "no run ended within 60 attempts");
     assert!(
         killed >= 4,
         "only {killed} runs were killed before they ended"
+    );
+    assert!(
+        committed > 0,
+        "no killed run committed a chunk to resume from"
     );
     let last = ok(&mut hunt(&pack, &dataset, &table, Some(&state)));
     let (up_to_date, hunted, _) = counts(&last);
