@@ -13,7 +13,7 @@ use quarry::hunt::{self, HuntOptions, NoProgress, VersionSelect};
 use quarry::rules::pack::{self, LoadOptions};
 use quarry::scan::TimeRange;
 
-use super::reference::{self, HitKey};
+use super::reference::{self, assert_same, HitKey};
 use super::util;
 use super::util::repo;
 
@@ -39,23 +39,7 @@ fn hunt_opts(packs: &[PathBuf], dataset: &Path) -> HuntOptions {
 fn engine_hits(opts: &HuntOptions) -> (BTreeSet<HitKey>, hunt::HuntReport) {
     let report = hunt::hunt(opts, &NoProgress, &AtomicBool::new(false)).expect("hunt");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    let keys = report
-        .hits
-        .iter()
-        .map(|h| (h.rule_id.clone(), h.rule_version, h.file.clone(), h.row))
-        .collect();
-    (keys, report)
-}
-
-fn assert_same(engine: &BTreeSet<HitKey>, reference: &BTreeSet<HitKey>, what: &str) {
-    let extra: Vec<_> = engine.difference(reference).take(5).collect();
-    let missing: Vec<_> = reference.difference(engine).take(5).collect();
-    assert!(
-        extra.is_empty() && missing.is_empty(),
-        "{what}: {} hits the reference does not make (e.g. {extra:?}), {} it makes that the engine misses (e.g. {missing:?})",
-        engine.difference(reference).count(),
-        reference.difference(engine).count()
-    );
+    (reference::hit_keys(&report), report)
 }
 
 #[test]

@@ -53,8 +53,11 @@ pub fn reference_hits_in(
         .flat_map_iter(|part| {
             let mut hits = Vec::new();
             for (row, ts, doc) in part_documents(&dataset.join(part)) {
+                if !range.contains(ts) {
+                    continue;
+                }
                 for (id, version, cond) in &ready {
-                    if range.contains(ts) && eval::matches(cond, &doc, types) {
+                    if eval::matches(cond, &doc, types) {
                         hits.push((id.to_string(), *version, part.clone(), row));
                     }
                 }
@@ -110,4 +113,25 @@ fn document(row: serde_json::Map<String, serde_json::Value>) -> Document {
         }
     }
     doc
+}
+
+/// The (rule id, version, file, row) of every hit of a hunt.
+pub fn hit_keys(report: &quarry::hunt::HuntReport) -> BTreeSet<HitKey> {
+    report
+        .hits
+        .iter()
+        .map(|h| (h.rule_id.clone(), h.rule_version, h.file.clone(), h.row))
+        .collect()
+}
+
+/// Panics unless the engine's hits are the reference's, naming a few of each difference.
+pub fn assert_same(engine: &BTreeSet<HitKey>, reference: &BTreeSet<HitKey>, what: &str) {
+    let extra: Vec<_> = engine.difference(reference).take(5).collect();
+    let missing: Vec<_> = reference.difference(engine).take(5).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "{what}: {} hits the reference does not make (e.g. {extra:?}), {} it makes that the engine misses (e.g. {missing:?})",
+        engine.difference(reference).count(),
+        reference.difference(engine).count()
+    );
 }

@@ -367,7 +367,8 @@ impl std::error::Error for TruthError {
         match &self.kind {
             TruthErrorKind::Io(e) => Some(e),
             TruthErrorKind::Csv(e) => Some(e),
-            TruthErrorKind::Parquet(_) | TruthErrorKind::NoKeys => None,
+            TruthErrorKind::Parquet(e) => Some(e),
+            TruthErrorKind::NoKeys => None,
         }
     }
 }

@@ -174,16 +174,14 @@ impl HuntError {
     pub fn is_usage(&self) -> bool {
         match self {
             HuntError::State(e) => e.is_usage(),
-            _ => matches!(
-                self,
-                HuntError::Pack(_)
-                    | HuntError::Selection(_)
-                    | HuntError::Dataset { .. }
-                    | HuntError::Plan(_)
-                    | HuntError::Threads { .. }
-                    | HuntError::Exception(_)
-                    | HuntError::Truth(_)
-            ),
+            HuntError::Pack(_)
+            | HuntError::Selection(_)
+            | HuntError::Dataset { .. }
+            | HuntError::Plan(_)
+            | HuntError::Threads { .. }
+            | HuntError::Exception(_)
+            | HuntError::Truth(_) => true,
+            HuntError::Failed(_) | HuntError::Output(_) | HuntError::Cancelled => false,
         }
     }
 }

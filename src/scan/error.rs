@@ -132,7 +132,15 @@ impl fmt::Display for ScanErrorKind {
 
 impl std::error::Error for ScanError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        self.kind.source()
+    }
+}
+
+/// A kind is an error of its own where it travels without its place (a ground-truth file's
+/// Parquet failure, say).
+impl std::error::Error for ScanErrorKind {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
             ScanErrorKind::Store(e) => Some(e),
             ScanErrorKind::Footer(e) | ScanErrorKind::Parquet(e) => Some(e),
             ScanErrorKind::Arrow { source, .. } => Some(source),
