@@ -5,7 +5,7 @@
 
 use crate::cond::eval::Document;
 use crate::ingest::doc::{Doc, Value};
-use crate::ingest::{self, pipeline};
+use crate::ingest::pipeline;
 
 use super::fleet::{self, Rng};
 use super::world::{Generated, World};
@@ -245,7 +245,7 @@ impl World<'_> {
             doc.set_str("winlog.provider_name", "Microsoft-Windows-Sysmon");
             doc.set_str("event.provider", "Microsoft-Windows-Sysmon");
             doc.set_str("winlog.task", "Process Create (rule: ProcessCreate)");
-            ed(&mut doc, "UtcTime", &ingest::format_micros(ts));
+            ed(&mut doc, "UtcTime", &sysmon_utc_time(ts));
             ed(&mut doc, "ProcessGuid", &format!("{{{}}}", rng.guid()));
             ed(&mut doc, "ProcessId", &pid.to_string());
             ed(&mut doc, "Image", image);
@@ -418,4 +418,11 @@ pub(super) fn ndjson_line(doc: &Doc) -> String {
         map.insert(last.to_string(), json);
     }
     serde_json::Value::Object(root).to_string()
+}
+
+/// Sysmon's `UtcTime`: `yyyy-MM-dd HH:mm:ss.SSS` in UTC.
+fn sysmon_utc_time(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_default()
 }

@@ -137,6 +137,30 @@ impl Doc {
         self.fields.contains_key(path)
     }
 
+    /// Whether the document has the field or an object at `path` (a field under `path.`), as
+    /// Elasticsearch's `hasField` sees it.
+    pub fn has_path(&self, path: &str) -> bool {
+        if self.fields.contains_key(path) {
+            return true;
+        }
+        let prefix = format!("{path}.");
+        self.fields
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
+    /// Removes the field at `path` and every field under `path.` (an object).
+    pub fn remove_tree(&mut self, path: &str) {
+        self.fields.remove(path);
+        for key in self.keys_under(&format!("{path}.")) {
+            self.fields.remove(&format!("{path}.{key}"));
+        }
+    }
+
     pub fn set(&mut self, path: impl Into<String>, value: Value) {
         self.fields.insert(path.into(), value);
     }

@@ -202,8 +202,13 @@ pub fn from_evtx_json<N: EvtxNode>(event: &N, record_time: RecordTime) -> Doc {
     };
     let attr = |element: &str, name: &str| system.and_then(|s| attr(s, element, name));
     let provider = attr("Provider", "Name");
-    let time = attr("TimeCreated", "SystemTime").or(record_time);
-    if let Some(t) = time {
+    let created = attr("TimeCreated", "SystemTime");
+    if let Some(t) = &created {
+        // Winlogbeat and the Agent ship the record's creation time here as well; the
+        // pipelines read it (`event.created` for Sysmon, `@timestamp` for Security).
+        doc.set_str("winlog.time_created", t.clone());
+    }
+    if let Some(t) = created.or(record_time) {
         doc.set_str("@timestamp", t);
     }
     if let Some(p) = &provider {

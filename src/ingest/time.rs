@@ -40,6 +40,14 @@ pub fn format_micros(us: i64) -> String {
         .unwrap_or_else(|| us.to_string())
 }
 
+/// Microseconds since the epoch the way an ingest `date` processor writes its target:
+/// milliseconds (truncated), UTC, `Z`.
+pub fn format_millis(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us.div_euclid(1000) * 1000)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| us.to_string())
+}
+
 pub fn now_rfc3339() -> String {
     chrono::Utc::now()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -77,5 +85,7 @@ mod tests {
             Some(super::super::file::ZERO_FILETIME_US)
         );
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_millis(1_999), "1970-01-01T00:00:00.001Z");
+        assert_eq!(format_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -1,11 +1,5 @@
-//! The Windows integration's ingest pipeline, replayed on a [`Doc`] in Winlogbeat shape.
-//!
-//! Every reader turns its events into the shape Winlogbeat/Elastic Agent ships
-//! (`winlog.channel`, `winlog.event_id`, `winlog.event_data.*`, ...). [`apply`] then derives
-//! the ECS fields the way Elastic's Windows integration does for the PowerShell data streams
-//! (`powershell_operational` for the `Microsoft-Windows-PowerShell/Operational` channel,
-//! `powershell` for `Windows PowerShell`), plus the common fields every Windows event gets
-//! (`event.code`, `event.provider`, `host.name`, `host.os.*`, `user.id`, ...).
+//! The PowerShell data streams of Elastic's Windows integration (`powershell_operational`
+//! for `Microsoft-Windows-PowerShell/Operational`, `powershell` for `Windows PowerShell`).
 //!
 //! Derived fields never overwrite a field the document already has, so an ECS export that
 //! Elastic already processed passes through unchanged, while a raw Winlogbeat export gains
@@ -19,82 +13,20 @@
 //! use CRLF line ends; the integration's `kv`/`split` processors only cut at `\n`, which would
 //! leave `ConsoleHost\r` in `process.title`.
 
-use super::doc::{Doc, Value};
-use super::script_stats;
+use super::{ed, Doc, Value};
+use crate::ingest::script_stats;
 
-pub const CHANNEL_PS_OPERATIONAL: &str = "Microsoft-Windows-PowerShell/Operational";
-pub const CHANNEL_PS_CLASSIC: &str = "Windows PowerShell";
-
-/// Knobs of the mapping that differ between Elastic versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PipelineOptions {
-    /// Set `host.os.type`/`host.os.family` (Elastic Agent and Winlogbeat ≥ 7.12 do).
-    pub host_os: bool,
-}
-
-impl Default for PipelineOptions {
-    fn default() -> Self {
-        PipelineOptions { host_os: true }
-    }
-}
-
-const ED: &str = "winlog.event_data.";
-
-fn ed(name: &str) -> String {
-    format!("{ED}{name}")
-}
-
-/// Derives ECS fields for a Windows event in Winlogbeat shape. Documents without
-/// `winlog.channel`, `winlog.event_id` or `winlog.provider_name` are left alone.
-pub fn apply(doc: &mut Doc, opts: PipelineOptions) {
-    let Some(event_id) = doc.get_text("winlog.event_id") else {
-        return;
-    };
-    let channel = doc.get_text("winlog.channel").unwrap_or_default();
-    common(doc, &event_id, opts);
-    match channel.as_str() {
-        CHANNEL_PS_OPERATIONAL => powershell_operational(doc, &event_id),
-        CHANNEL_PS_CLASSIC => powershell_classic(doc, &event_id),
-        _ => {}
-    }
-    cleanup_event_data(doc);
-}
-
-/// Fields every Windows event gets, from Winlogbeat and the agent's host metadata.
-fn common(doc: &mut Doc, event_id: &str, opts: PipelineOptions) {
-    doc.set_default("event.kind", Value::Str("event".into()));
-    doc.set_default("event.code", Value::Str(event_id.to_string()));
-    if let Some(p) = doc.get_text("winlog.provider_name") {
-        doc.set_default("event.provider", Value::Str(p));
-    }
-    if let Some(c) = doc.get_text("winlog.computer_name") {
-        doc.set_default("host.name", Value::Str(c));
-    }
-    if opts.host_os {
-        doc.set_default("host.os.type", Value::Str("windows".into()));
-        doc.set_default("host.os.family", Value::Str("windows".into()));
-    }
-    if let Some(level) = doc.get_text("winlog.level").filter(|l| !l.is_empty()) {
-        doc.set_default("log.level", Value::Str(level));
-    }
-    if let Some(task) = doc.get_text("winlog.task").filter(|t| !t.is_empty()) {
-        doc.set_default("event.action", Value::Str(task));
+/// The process id both PowerShell pipelines copy from the event's `Execution` element, and
+/// the user's SID from its `Security` element.
+fn execution_context(doc: &mut Doc) {
+    if let Some(pid) = doc.get("winlog.process.pid").and_then(Value::to_i64) {
+        doc.set_default("process.pid", Value::Int(pid));
     }
     if let Some(sid) = doc
         .get_text("winlog.user.identifier")
         .filter(|s| !s.is_empty())
     {
         doc.set_default("user.id", Value::Str(sid));
-    }
-    if let Some(pid) = doc.get("winlog.process.pid").and_then(Value::to_i64) {
-        doc.set_default("process.pid", Value::Int(pid));
-    }
-    // The integration converts the record id to a string (a keyword).
-    if let Some(id) = doc.get("winlog.record_id").and_then(Value::to_text) {
-        doc.set("winlog.record_id", Value::Str(id));
-    }
-    if let Some(id) = doc.get("winlog.event_id").and_then(Value::to_text) {
-        doc.set("winlog.event_id", Value::Str(id));
     }
 }
 
@@ -109,7 +41,8 @@ fn process_category(doc: &mut Doc, event_type: &str) {
     );
 }
 
-fn powershell_operational(doc: &mut Doc, event_id: &str) {
+pub(super) fn operational(doc: &mut Doc, event_id: &str) {
+    execution_context(doc);
     if event_id == "4103" {
         if let Some(ctx) = doc.get_text(&ed("ContextInfo")) {
             split_key_values(doc, &ctx, &["\n"]);
@@ -168,7 +101,8 @@ fn powershell_operational(doc: &mut Doc, event_id: &str) {
     doc.remove("winlog.level");
 }
 
-fn powershell_classic(doc: &mut Doc, event_id: &str) {
+pub(super) fn classic(doc: &mut Doc, event_id: &str) {
+    execution_context(doc);
     let block = if event_id == "800" {
         "param2"
     } else {
@@ -575,20 +509,14 @@ fn script_file(doc: &mut Doc) {
     doc.rename_nonempty(&key, "file.path");
 }
 
-/// Elastic removes empty event-data values before indexing.
-fn cleanup_event_data(doc: &mut Doc) {
-    for key in doc.keys_under(ED) {
-        let path = ed(&key);
-        if doc.get(&path).is_some_and(Value::is_empty_text) {
-            doc.remove(&path);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    use crate::ingest::pipeline::{
+        apply, PipelineOptions, CHANNEL_PS_CLASSIC, CHANNEL_PS_OPERATIONAL, ED,
+    };
 
     fn run(v: serde_json::Value) -> Doc {
         let mut d = Doc::from_json(v);
@@ -620,16 +548,6 @@ mod tests {
         assert_eq!(d.get_str("user.id"), Some("S-1-5-18"));
         assert_eq!(d.get_str("host.os.type"), Some("windows"));
         assert!(d.keys_under(ED).is_empty(), "{:?}", d.keys_under(ED));
-    }
-
-    #[test]
-    fn existing_ecs_fields_are_kept() {
-        let d = run(
-            json!({"host": {"name": "agent-host"}, "event": {"code": "x"},
-            "winlog": {"channel": "Security", "event_id": "4688", "computer_name": "dc1"}}),
-        );
-        assert_eq!(d.get_str("host.name"), Some("agent-host"));
-        assert_eq!(d.get_str("event.code"), Some("x"));
     }
 
     #[test]

@@ -1,0 +1,297 @@
+//! Elastic's Windows ingest pipelines, replayed on a [`Doc`] in Winlogbeat shape.
+//!
+//! Every reader turns its events into the shape Winlogbeat/Elastic Agent ships
+//! (`winlog.channel`, `winlog.event_id`, `winlog.event_data.*`, ...). [`apply`] then adds the
+//! fields the shipper itself sets ([`common`]: `event.code`, `event.provider`, `host.*`,
+//! ...) and runs the pipeline of the channel's data stream:
+//!
+//! | channel | data stream | module |
+//! |---|---|---|
+//! | `Microsoft-Windows-PowerShell/Operational` | `windows.powershell_operational` | [`powershell`] |
+//! | `Windows PowerShell` | `windows.powershell` | [`powershell`] |
+//! | `Microsoft-Windows-Sysmon/Operational` | `windows.sysmon_operational` | [`sysmon`] |
+//! | `Security` | `system.security` (`windows.forwarded` when collected by WEF) | [`security`] |
+//!
+//! The PowerShell mapping never overwrites a field the document has, so an export Elastic
+//! already processed passes through it unchanged. The other pipelines are replayed exactly,
+//! overwrites and first-writer-wins renames included, and so only on documents that no
+//! pipeline has processed yet ([`is_unprocessed`]); a processed document keeps what it has.
+
+mod network;
+mod powershell;
+mod security;
+mod security_tables;
+mod sysmon;
+mod sysmon_tables;
+
+use super::doc::{Doc, Value};
+
+pub use powershell::split_command_line;
+
+pub const CHANNEL_PS_OPERATIONAL: &str = "Microsoft-Windows-PowerShell/Operational";
+pub const CHANNEL_PS_CLASSIC: &str = "Windows PowerShell";
+pub const CHANNEL_SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
+pub const CHANNEL_SECURITY: &str = "Security";
+
+/// Knobs of the mapping that differ between Elastic versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineOptions {
+    /// Set `host.os.type`/`host.os.family` (Elastic Agent and Winlogbeat ≥ 7.12 do).
+    pub host_os: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions { host_os: true }
+    }
+}
+
+const ED: &str = "winlog.event_data.";
+
+fn ed(name: &str) -> String {
+    format!("{ED}{name}")
+}
+
+/// Derives ECS fields for a Windows event in Winlogbeat shape. Documents without
+/// `winlog.event_id` are left alone.
+pub fn apply(doc: &mut Doc, opts: PipelineOptions) {
+    let Some(event_id) = doc.get_text("winlog.event_id") else {
+        return;
+    };
+    let channel = doc.get_text("winlog.channel").unwrap_or_default();
+    let unprocessed = is_unprocessed(doc);
+    common(doc, &event_id, opts);
+    match channel.as_str() {
+        CHANNEL_PS_OPERATIONAL => powershell::operational(doc, &event_id),
+        CHANNEL_PS_CLASSIC => powershell::classic(doc, &event_id),
+        CHANNEL_SYSMON if unprocessed => sysmon::apply(doc),
+        CHANNEL_SECURITY if unprocessed => security::apply(doc),
+        _ => {}
+    }
+    cleanup_event_data(doc);
+}
+
+/// True when no ingest pipeline has run on the document: it has none of the fields every
+/// Windows pipeline writes (`event.category`, `event.type`) or Fleet's final pipeline adds
+/// (`event.ingested`). Elastic's pipeline-test inputs are such documents.
+pub fn is_unprocessed(doc: &Doc) -> bool {
+    !["event.category", "event.type", "event.ingested"]
+        .iter()
+        .any(|f| doc.contains(f))
+}
+
+/// Fields the shipper (Winlogbeat, Elastic Agent) sets on every Windows event before any
+/// pipeline runs.
+fn common(doc: &mut Doc, event_id: &str, opts: PipelineOptions) {
+    doc.set_default("event.kind", Value::Str("event".into()));
+    doc.set_default("event.code", Value::Str(event_id.to_string()));
+    if let Some(p) = doc.get_text("winlog.provider_name") {
+        doc.set_default("event.provider", Value::Str(p));
+    }
+    if let Some(c) = doc.get_text("winlog.computer_name") {
+        doc.set_default("host.name", Value::Str(c));
+    }
+    if opts.host_os {
+        doc.set_default("host.os.type", Value::Str("windows".into()));
+        doc.set_default("host.os.family", Value::Str("windows".into()));
+    }
+    if let Some(level) = doc.get_text("winlog.level").filter(|l| !l.is_empty()) {
+        doc.set_default("log.level", Value::Str(level));
+    }
+    if let Some(task) = doc.get_text("winlog.task").filter(|t| !t.is_empty()) {
+        doc.set_default("event.action", Value::Str(task));
+    }
+    // The integrations convert the record id to a string (a keyword).
+    if let Some(id) = doc.get("winlog.record_id").and_then(Value::to_text) {
+        doc.set("winlog.record_id", Value::Str(id));
+    }
+    if let Some(id) = doc.get("winlog.event_id").and_then(Value::to_text) {
+        doc.set("winlog.event_id", Value::Str(id));
+    }
+}
+
+/// Elastic removes empty event-data values before indexing.
+fn cleanup_event_data(doc: &mut Doc) {
+    for key in doc.keys_under(ED) {
+        let path = ed(&key);
+        if doc.get(&path).is_some_and(Value::is_empty_text) {
+            doc.remove(&path);
+        }
+    }
+}
+
+/// Elasticsearch's `rename` processor with `ignore_missing` and `ignore_failure`: moves the
+/// value unless the source is absent or the target already exists (first writer wins; the
+/// source then stays where it was). Returns whether it moved.
+fn rename(doc: &mut Doc, from: &str, to: &str) -> bool {
+    if !doc.contains(from) || doc.has_path(to) {
+        return false;
+    }
+    if let Some(v) = doc.remove(from) {
+        doc.set(to, v);
+    }
+    true
+}
+
+/// Elasticsearch's `convert` to `long` into another field: copies, overwriting the target;
+/// a value that is not a (decimal or `0x` hex) integer leaves the target alone.
+fn convert_long(doc: &mut Doc, from: &str, to: &str) {
+    if let Some(v) = doc.get(from).and_then(java_long) {
+        doc.set(to, Value::Int(v));
+    }
+}
+
+/// Java's `Long.decode` for `0x` prefixes, `Long.parseLong` otherwise, as the `convert`
+/// processor parses longs.
+fn java_long(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Str(s) => {
+            let (neg, body) = match s.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, s.strip_prefix('+').unwrap_or(s)),
+            };
+            let parsed = match body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+                Some(hex) if !hex.is_empty() && !hex.starts_with(['-', '+']) => {
+                    i64::from_str_radix(hex, 16).ok()?
+                }
+                Some(_) => return None,
+                None if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) => {
+                    body.parse::<i64>().ok()?
+                }
+                None => return None,
+            };
+            Some(if neg { -parsed } else { parsed })
+        }
+        _ => None,
+    }
+}
+
+/// Elasticsearch's `convert` to `ip` into another field: the text is kept as it was when it
+/// parses as an address, and nothing is set when it does not.
+fn convert_ip(doc: &mut Doc, from: &str, to: &str) {
+    if let Some(s) = doc.get_str(from).filter(|s| network::is_ip(s)) {
+        let s = s.to_string();
+        doc.set(to, Value::Str(s));
+    }
+}
+
+/// A `set` with `copy_from` and `ignore_empty_value`: copies a non-empty value.
+fn copy_nonempty(doc: &mut Doc, from: &str, to: &str) {
+    if let Some(v) = doc.get(from).filter(|v| !v.is_empty_text()).cloned() {
+        doc.set(to, v);
+    }
+}
+
+/// A `{{field}}` mustache template as Elasticsearch renders it in ingest: JSON string
+/// escaping (`\` → `\\`, `"` → `\"`, control characters as escapes).
+fn mustache(text: &str) -> String {
+    let quoted = serde_json::Value::String(text.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// Appends the text of `field` to `list` unless already there (an `append` of
+/// `"{{field}}"` with `allow_duplicates: false`), when the field has a non-empty value.
+fn append_related(doc: &mut Doc, list: &str, field: &str) {
+    if let Some(text) = doc.get_text(field).filter(|t| !t.is_empty()) {
+        doc.append_unique(list, Value::Str(mustache(&text)));
+    }
+}
+
+/// Java's `String.split` with a literal separator: trailing empty pieces are dropped.
+fn java_split<'a>(s: &'a str, sep: &str) -> Vec<&'a str> {
+    let mut parts: Vec<&str> = s.split(sep).collect();
+    while parts.len() > 1 && parts.last() == Some(&"") {
+        parts.pop();
+    }
+    if parts == [""] && !s.is_empty() {
+        parts.clear();
+    }
+    parts
+}
+
+/// Entries in the order a `java.util.HashMap` of this size iterates them: by bucket of the
+/// key's `String.hashCode`, insertion order within a bucket.
+fn java_hash_map_order<V>(entries: Vec<(String, V)>) -> Vec<(String, V)> {
+    let mut capacity = 16usize;
+    while entries.len() * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    let bucket = |key: &str| {
+        let h = key
+            .encode_utf16()
+            .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
+        ((h ^ (h >> 16)) as usize) & (capacity - 1)
+    };
+    let mut keyed: Vec<(usize, usize, (String, V))> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (bucket(&e.0), i, e))
+        .collect();
+    keyed.sort_by_key(|(b, i, _)| (*b, *i));
+    keyed.into_iter().map(|(_, _, e)| e).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn existing_ecs_fields_are_kept() {
+        let mut d = Doc::from_json(
+            json!({"host": {"name": "agent-host"}, "event": {"code": "x"},
+            "winlog": {"channel": "Security", "event_id": "4688", "computer_name": "dc1"}}),
+        );
+        apply(&mut d, PipelineOptions::default());
+        assert_eq!(d.get_str("host.name"), Some("agent-host"));
+        assert_eq!(d.get_str("event.code"), Some("x"));
+    }
+
+    #[test]
+    fn longs_parse_as_java_convert_does() {
+        for (text, want) in [
+            ("42", Some(42)),
+            ("-7", Some(-7)),
+            ("0x1F", Some(31)),
+            ("-0x10", Some(-16)),
+            ("", None),
+            ("4.0", None),
+            ("0x", None),
+            ("12a", None),
+        ] {
+            assert_eq!(java_long(&Value::Str(text.into())), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn java_split_drops_trailing_empty_pieces() {
+        assert_eq!(java_split("a,b,,", ","), vec!["a", "b"]);
+        assert_eq!(java_split(",a", ","), vec!["", "a"]);
+        assert_eq!(java_split("DOM\\", "\\"), vec!["DOM"]);
+        assert_eq!(java_split("", ","), vec![""]);
+        assert!(java_split(",,", ",").is_empty());
+    }
+
+    #[test]
+    fn hashes_come_out_in_java_hash_map_order() {
+        let keys = |entries: &[&str]| {
+            let pairs = entries.iter().map(|k| (k.to_string(), ())).collect();
+            java_hash_map_order(pairs)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys(&["SHA1", "MD5", "SHA256", "IMPHASH"]),
+            vec!["SHA256", "SHA1", "MD5", "IMPHASH"]
+        );
+        assert_eq!(keys(&["MD5", "IMPHASH"]), vec!["MD5", "IMPHASH"]);
+    }
+
+    #[test]
+    fn mustache_escapes_as_json() {
+        assert_eq!(mustache(r#"a\b"c"#), r#"a\\b\"c"#);
+        assert_eq!(mustache("x/y"), "x/y");
+    }
+}
