@@ -185,6 +185,11 @@ fn document(rng: &mut Rng, i: usize) -> serde_json::Value {
         "@timestamp": format!("2024-05-{:02}T{:02}:{:02}:00.{:03}Z", 1 + i % 5, i % 24, i % 60, i % 1000),
         "event": {"code": rng.pick(&["4104", "4103", "4688"])},
         "host": {"name": format!("ws-{}", rng.below(4)), "os": {"type": rng.pick(&["windows", "windows", "linux"])}},
+        "_index": rng.pick(&[
+            "logs-windows.powershell_operational-default",
+            "logs-windows.sysmon_operational-default",
+            "logs-system.security-default",
+        ]),
     });
     let obj = doc.as_object_mut().expect("object");
     if rng.chance(80) {
@@ -343,6 +348,17 @@ fn filters(rng: &mut Rng) -> serde_json::Value {
 
 /// Random documents and rules; the dataset written with small row groups so that units,
 /// pages, dictionary and plain encodings and the late-column row selection all vary.
+/// Index patterns covering all, some or none of the documents' three data streams.
+fn index_patterns(rng: &mut Rng) -> serde_json::Value {
+    match rng.below(6) {
+        0 => serde_json::json!(["logs-windows.powershell*"]),
+        1 => serde_json::json!(["logs-windows.*", "-logs-windows.sysmon*"]),
+        2 => serde_json::json!(["logs-system.security*", "logs-windows.sysmon*"]),
+        3 => serde_json::json!(["winlogbeat-*"]),
+        _ => serde_json::json!(["logs-*", "winlogbeat-*"]),
+    }
+}
+
 fn differential(seed: u64, mapping: quarry::ingest::MappingProfile, docs: usize, rules: usize) {
     let tmp = util::temp_dir();
     let mut rng = Rng(seed);
@@ -359,7 +375,7 @@ fn differential(seed: u64, mapping: quarry::ingest::MappingProfile, docs: usize,
         let rule = serde_json::json!({
             "rule_id": format!("rule-{r:04}"), "version": 1, "name": format!("generated {r}"),
             "type": "query", "language": "kuery", "query": query(&mut rng, 3),
-            "filters": filters(&mut rng), "index": ["logs-*", "winlogbeat-*"],
+            "filters": filters(&mut rng), "index": index_patterns(&mut rng),
             "risk_score": 21, "severity": "low",
         });
         writeln!(f, "{rule}").expect("write");

@@ -16,6 +16,8 @@ mod util;
 mod convert_real_data;
 // The ECS mapping against Elastic's own pipeline test input and expected output.
 mod ecs_pipeline;
+// Sysmon and Security events of the EVTX attack samples: data streams, ECS fields, goldens.
+mod windows_events;
 // Bad input: broken lines and records, missing paths, interrupted runs, re-conversion.
 mod bad_input;
 // The hunt against the reference evaluator, time ranges, output, bad parts.

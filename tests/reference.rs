@@ -38,13 +38,16 @@ pub fn reference_hits_in(
     types: &FieldTypes,
     range: TimeRange,
 ) -> BTreeSet<HitKey> {
-    let ready: Vec<(&str, u32, &Cond)> = pack
+    let ready: Vec<(&str, u32, &[String], &Cond)> = pack
         .versions
         .iter()
         .filter_map(|v| match &v.status {
-            Status::Ready(compiled) => {
-                Some((v.rule.rule_id.as_str(), v.rule.version, &compiled.cond))
-            }
+            Status::Ready(compiled) => Some((
+                v.rule.rule_id.as_str(),
+                v.rule.version,
+                v.rule.index.as_slice(),
+                &compiled.cond,
+            )),
             _ => None,
         })
         .collect();
@@ -52,12 +55,16 @@ pub fn reference_hits_in(
         .par_iter()
         .flat_map_iter(|part| {
             let mut hits = Vec::new();
-            for (row, ts, doc) in part_documents(&dataset.join(part)) {
+            for (row, ts, index, doc) in part_documents(&dataset.join(part)) {
                 if !range.contains(ts) {
                     continue;
                 }
-                for (id, version, cond) in &ready {
-                    if eval::matches(cond, &doc, types) {
+                for (id, version, patterns, cond) in &ready {
+                    // A version searches only the indices its patterns name.
+                    let searched = index
+                        .as_deref()
+                        .is_none_or(|i| quarry::cond::glob::index_matches(patterns, i));
+                    if searched && eval::matches(cond, &doc, types) {
                         hits.push((id.to_string(), *version, part.clone(), row));
                     }
                 }
@@ -67,8 +74,8 @@ pub fn reference_hits_in(
         .collect()
 }
 
-/// Every row of one part as (row, time, reference document).
-fn part_documents(path: &Path) -> Vec<(u64, i64, Document)> {
+/// Every row of one part as (row, time, index, reference document).
+fn part_documents(path: &Path) -> Vec<(u64, i64, Option<String>, Document)> {
     let file = std::fs::File::open(path).expect("open part");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .expect("parquet reader")
@@ -90,7 +97,11 @@ fn part_documents(path: &Path) -> Vec<(u64, i64, Document)> {
         let json: Vec<serde_json::Map<String, serde_json::Value>> =
             serde_json::from_slice(&writer.into_inner()).expect("rows");
         for (i, values) in json.into_iter().enumerate() {
-            out.push((out.len() as u64, ts.value(i), document(values)));
+            let index = values
+                .get("_index")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            out.push((out.len() as u64, ts.value(i), index, document(values)));
         }
     }
     out

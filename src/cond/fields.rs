@@ -38,6 +38,10 @@ pub enum FieldType {
 /// ECS templates index keyword values up to this many characters.
 pub const KEYWORD_IGNORE_ABOVE: usize = 1024;
 
+/// Elasticsearch's `_index` metadata field: the index or data stream of each event, a
+/// keyword the dataset stores per row.
+pub const INDEX: &str = "_index";
+
 /// The name of the PowerShell script text field, whose analyzer the mapping profile decides.
 pub const SCRIPT_TEXT: &str = "powershell.file.script_block_text";
 

@@ -118,6 +118,9 @@ pub(super) fn add_event(
             opts.mapping.index_for(&channel)
         }
     };
+    // Each event names its index, so a version searches only the events its index
+    // patterns cover (Elasticsearch's `_index` metadata field).
+    doc.set_str(schema::INDEX, index.clone());
     *report.indices.entry(index).or_default() += 1;
     let code = doc.get_text("event.code").unwrap_or_default();
     *report.by_channel_code.entry((channel, code)).or_default() += 1;

@@ -60,16 +60,7 @@ impl MappingProfile {
 
 /// The data stream dataset Elastic Agent's integrations use for a Windows channel.
 pub fn data_stream_dataset(channel: &str) -> &'static str {
-    match channel {
-        pipeline::CHANNEL_PS_OPERATIONAL => "windows.powershell_operational",
-        pipeline::CHANNEL_PS_CLASSIC => "windows.powershell",
-        "Microsoft-Windows-Sysmon/Operational" => "windows.sysmon_operational",
-        "ForwardedEvents" => "windows.forwarded",
-        "Security" => "system.security",
-        "System" => "system.system",
-        "Application" => "system.application",
-        _ => "winlog.winlog",
-    }
+    pipeline::DataStream::of_channel(channel).dataset()
 }
 
 /// Options of a conversion run.

@@ -23,6 +23,9 @@ pub enum ColumnKind {
 
 pub const TIMESTAMP: &str = "@timestamp";
 
+/// The index or data stream each event belongs to (what index patterns select).
+pub use crate::cond::fields::INDEX;
+
 /// The text of a PowerShell script block (event 4104).
 pub use crate::cond::fields::SCRIPT_TEXT;
 

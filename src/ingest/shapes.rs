@@ -163,8 +163,8 @@ pub fn level_name(level: &str) -> Option<&'static str> {
     })
 }
 
-/// Task names of the PowerShell providers (from their manifests), which Winlogbeat renders
-/// into `winlog.task` and Elastic into `event.action`.
+/// Task names of the PowerShell and Security-Auditing providers (from their manifests),
+/// which Winlogbeat renders into `winlog.task` and `event.action`.
 fn task_name(provider: &str, task: &str) -> Option<&'static str> {
     Some(match (provider, task) {
         ("Microsoft-Windows-PowerShell", "2") => "Execute a Remote Command",
@@ -174,9 +174,80 @@ fn task_name(provider: &str, task: &str) -> Option<&'static str> {
         ("PowerShell", "4") => "Engine Lifecycle",
         ("PowerShell", "6") => "Provider Lifecycle",
         ("PowerShell", "8") => "Pipeline Execution Details",
+        ("Microsoft-Windows-Security-Auditing", _) => {
+            return SECURITY_AUDITING_TASKS
+                .iter()
+                .find(|(id, _)| *id == task)
+                .map(|(_, name)| *name)
+        }
         _ => return None,
     })
 }
+
+/// The tasks of the Security-Auditing provider: its audit subcategories, by task id (from
+/// Microsoft's audit-policy documentation; the pairs the OTRF data renders are checked
+/// against it by a test).
+pub const SECURITY_AUDITING_TASKS: &[(&str, &str)] = &[
+    ("12288", "Security State Change"),
+    ("12289", "Security System Extension"),
+    ("12290", "System Integrity"),
+    ("12291", "IPsec Driver"),
+    ("12292", "Other System Events"),
+    ("12544", "Logon"),
+    ("12545", "Logoff"),
+    ("12546", "Account Lockout"),
+    ("12547", "IPsec Main Mode"),
+    ("12548", "Special Logon"),
+    ("12549", "IPsec Quick Mode"),
+    ("12550", "IPsec Extended Mode"),
+    ("12551", "Other Logon/Logoff Events"),
+    ("12552", "Network Policy Server"),
+    ("12553", "User / Device Claims"),
+    ("12554", "Group Membership"),
+    ("12800", "File System"),
+    ("12801", "Registry"),
+    ("12802", "Kernel Object"),
+    ("12803", "SAM"),
+    ("12804", "Other Object Access Events"),
+    ("12805", "Certification Services"),
+    ("12806", "Application Generated"),
+    ("12807", "Handle Manipulation"),
+    ("12808", "File Share"),
+    ("12809", "Filtering Platform Packet Drop"),
+    ("12810", "Filtering Platform Connection"),
+    ("12811", "Detailed File Share"),
+    ("12812", "Removable Storage"),
+    ("12813", "Central Policy Staging"),
+    ("13056", "Sensitive Privilege Use"),
+    ("13057", "Non Sensitive Privilege Use"),
+    ("13058", "Other Privilege Use Events"),
+    ("13312", "Process Creation"),
+    ("13313", "Process Termination"),
+    ("13314", "DPAPI Activity"),
+    ("13315", "RPC Events"),
+    ("13316", "Plug and Play Events"),
+    ("13317", "Token Right Adjusted Events"),
+    ("13568", "Audit Policy Change"),
+    ("13569", "Authentication Policy Change"),
+    ("13570", "Authorization Policy Change"),
+    ("13571", "MPSSVC Rule-Level Policy Change"),
+    ("13572", "Filtering Platform Policy Change"),
+    ("13573", "Other Policy Change Events"),
+    ("13824", "User Account Management"),
+    ("13825", "Computer Account Management"),
+    ("13826", "Security Group Management"),
+    ("13827", "Distribution Group Management"),
+    ("13828", "Application Group Management"),
+    ("13829", "Other Account Management Events"),
+    ("14080", "Directory Service Access"),
+    ("14081", "Directory Service Changes"),
+    ("14082", "Directory Service Replication"),
+    ("14083", "Detailed Directory Service Replication"),
+    ("14336", "Credential Validation"),
+    ("14337", "Kerberos Service Ticket Operations"),
+    ("14338", "Other Account Logon Events"),
+    ("14339", "Kerberos Authentication Service"),
+];
 
 fn opcode_name(opcode: &str) -> Option<&'static str> {
     Some(match opcode {

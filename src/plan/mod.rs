@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::cond::analyzer::Analyzer;
 use crate::cond::eval;
-use crate::cond::fields::{FieldType, FieldTypes, KEYWORD_IGNORE_ABOVE};
+use crate::cond::fields::{FieldType, FieldTypes, INDEX, KEYWORD_IGNORE_ABOVE};
 use crate::cond::glob::{self, WildToken};
 use crate::cond::{self, Cond, FieldSel, GlobCase, Pred, TextQuery};
 use crate::rules::pack::RuleVersion;
@@ -255,6 +255,10 @@ impl Builder<'_> {
                 )
             })
             .collect();
+        let expr = match self.index_restriction(target.rule, indices) {
+            Some(only) => simplify(Expr::And(vec![expr, only])),
+            None => expr,
+        };
         let cannot_fire = self.cannot_fire(target.rule, &expr, indices);
         VersionPlan {
             rule: target.rule.clone(),
@@ -267,6 +271,26 @@ impl Builder<'_> {
             positive,
             cannot_fire,
         }
+    }
+
+    /// Where a version's index patterns cover some of the dataset's indices but not all,
+    /// the test that keeps it to the events of those (on the `_index` column; a dataset
+    /// written before events carried it is searched whole, as one index).
+    fn index_restriction(&mut self, rule: &RuleVersion, indices: &[String]) -> Option<Expr> {
+        let covered: Vec<String> = indices
+            .iter()
+            .filter(|i| glob::index_matches(&rule.index, i))
+            .cloned()
+            .collect();
+        if covered.is_empty() || covered.len() == indices.len() || !self.columns.usable(INDEX) {
+            return None;
+        }
+        let shown = format!(": ({})", covered.join(" or "));
+        Some(self.pred(&Pred {
+            field: FieldSel::Name(INDEX.to_string()),
+            test: cond::Test::Terms { values: covered },
+            shown,
+        }))
     }
 
     fn cannot_fire(&self, rule: &RuleVersion, expr: &Expr, indices: &[String]) -> Option<String> {
@@ -528,6 +552,10 @@ mod tests {
 
     /// The queries are KQL only because it is the shortest way to write a condition.
     fn plan_of(rules: &[RuleVersion], cols: &Columns, index: &str) -> Plan {
+        plan_over(rules, cols, &[index.to_string()])
+    }
+
+    fn plan_over(rules: &[RuleVersion], cols: &Columns, indices: &[String]) -> Plan {
         let conds: Vec<Cond> = rules
             .iter()
             .map(|r| kql::lower(&kql::parse(&r.query).expect("kql")))
@@ -541,7 +569,7 @@ mod tests {
                 role: Role::Version,
             })
             .collect();
-        Plan::compile(&targets, cols, FieldTypes::default(), &[index.to_string()])
+        Plan::compile(&targets, cols, FieldTypes::default(), indices)
     }
 
     fn plan(queries: &[&str], cols: &Columns) -> Plan {
@@ -612,5 +640,50 @@ mod tests {
             .cannot_fire
             .as_deref()
             .is_some_and(|w| w.contains("index patterns")));
+    }
+
+    #[test]
+    fn a_version_covering_some_indices_searches_only_their_events() {
+        let indices = [
+            "logs-windows.sysmon_operational-default".to_string(),
+            "logs-system.security-default".to_string(),
+        ];
+        let some = RuleVersion {
+            index: vec!["logs-windows.*".into()],
+            ..rule("event.code: 1")
+        };
+        let all = RuleVersion {
+            index: vec!["logs-*".into()],
+            ..rule("event.code: 1")
+        };
+        let p = plan_over(
+            &[some.clone(), all.clone()],
+            &columns(&["event.code", INDEX]),
+            &indices,
+        );
+        let restricted = &p.versions[0].expr;
+        assert!(
+            matches!(restricted, Expr::And(items) if items.len() == 2),
+            "{restricted:?}"
+        );
+        let index_leaves: Vec<&Leaf> = p.leaves.iter().filter(|l| l.column == INDEX).collect();
+        assert!(index_leaves
+            .iter()
+            .any(|l| l.matches_value("logs-windows.sysmon_operational-default")));
+        assert!(!index_leaves
+            .iter()
+            .any(|l| l.matches_value("logs-system.security-default")));
+        assert!(
+            matches!(p.versions[1].expr, Expr::Leaf(_)),
+            "all indices: no test"
+        );
+        assert_eq!(
+            p.versions[0].positive.len(),
+            1,
+            "the index test is not a matched term"
+        );
+        // A dataset written before events carried their index is searched whole.
+        let old = plan_over(&[some], &columns(&["event.code"]), &indices);
+        assert!(matches!(old.versions[0].expr, Expr::Leaf(_)));
     }
 }

@@ -11,6 +11,7 @@
 //! | `Windows PowerShell` | `windows.powershell` | [`powershell`] |
 //! | `Microsoft-Windows-Sysmon/Operational` | `windows.sysmon_operational` | [`sysmon`] |
 //! | `Security` | `system.security` (`windows.forwarded` when collected by WEF) | [`security`] |
+//! | `System`, `Application` | `system.system`, `system.application` | (ECS version only) |
 //!
 //! The PowerShell mapping never overwrites a field the document has, so an export Elastic
 //! already processed passes through it unchanged. The other pipelines are replayed exactly,
@@ -52,6 +53,50 @@ fn ed(name: &str) -> String {
     format!("{ED}{name}")
 }
 
+/// The data stream of Elastic's integrations a Windows channel's events are written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataStream {
+    PowerShellOperational,
+    PowerShell,
+    Sysmon,
+    Security,
+    System,
+    Application,
+    /// Any other channel: the Windows integration's custom `winlog` input.
+    Other,
+}
+
+impl DataStream {
+    /// The data stream of `channel` (channel names compare case-insensitively, as Windows
+    /// compares them).
+    pub fn of_channel(channel: &str) -> DataStream {
+        [
+            (CHANNEL_PS_OPERATIONAL, DataStream::PowerShellOperational),
+            (CHANNEL_PS_CLASSIC, DataStream::PowerShell),
+            (CHANNEL_SYSMON, DataStream::Sysmon),
+            (CHANNEL_SECURITY, DataStream::Security),
+            ("System", DataStream::System),
+            ("Application", DataStream::Application),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(channel))
+        .map_or(DataStream::Other, |(_, stream)| stream)
+    }
+
+    /// The data stream's `data_stream.dataset`.
+    pub fn dataset(self) -> &'static str {
+        match self {
+            DataStream::PowerShellOperational => "windows.powershell_operational",
+            DataStream::PowerShell => "windows.powershell",
+            DataStream::Sysmon => "windows.sysmon_operational",
+            DataStream::Security => "system.security",
+            DataStream::System => "system.system",
+            DataStream::Application => "system.application",
+            DataStream::Other => "winlog.winlog",
+        }
+    }
+}
+
 /// Derives ECS fields for a Windows event in Winlogbeat shape. Documents without
 /// `winlog.event_id` are left alone.
 pub fn apply(doc: &mut Doc, opts: PipelineOptions) {
@@ -60,15 +105,27 @@ pub fn apply(doc: &mut Doc, opts: PipelineOptions) {
     };
     let channel = doc.get_text("winlog.channel").unwrap_or_default();
     let unprocessed = is_unprocessed(doc);
+    // Winlogbeat ships no empty event-data values (its `addPairs` skips them).
+    cleanup_event_data(doc);
     common(doc, &event_id, opts);
-    match channel.as_str() {
-        CHANNEL_PS_OPERATIONAL => powershell::operational(doc, &event_id),
-        CHANNEL_PS_CLASSIC => powershell::classic(doc, &event_id),
-        CHANNEL_SYSMON if unprocessed => sysmon::apply(doc),
-        CHANNEL_SECURITY if unprocessed => security::apply(doc),
+    match DataStream::of_channel(&channel) {
+        DataStream::PowerShellOperational => powershell::operational(doc, &event_id),
+        DataStream::PowerShell => powershell::classic(doc, &event_id),
+        DataStream::Sysmon if unprocessed => sysmon::apply(doc),
+        DataStream::Security if unprocessed => security::apply(doc),
+        DataStream::System | DataStream::Application if unprocessed => windows_event(doc),
         _ => {}
     }
     cleanup_event_data(doc);
+}
+
+/// The System integration's pipeline for the System and Application channels (the shared
+/// `windows_event.yml`, elastic/integrations d3aaa918): no ECS mapping beyond the version.
+fn windows_event(doc: &mut Doc) {
+    doc.set_str("ecs.version", "8.11.0");
+    if let Some(code) = doc.get("error.code").and_then(Value::to_text) {
+        doc.set_str("error.code", code);
+    }
 }
 
 /// True when no ingest pipeline has run on the document: it has none of the fields every
@@ -110,7 +167,8 @@ fn common(doc: &mut Doc, event_id: &str, opts: PipelineOptions) {
     }
 }
 
-/// Elastic removes empty event-data values before indexing.
+/// Drops empty event-data values: Winlogbeat never ships them, and what a mapping leaves
+/// empty is not indexed.
 fn cleanup_event_data(doc: &mut Doc) {
     for key in doc.keys_under(ED) {
         let path = ed(&key);
