@@ -220,9 +220,12 @@ fn golden_fields_of_an_evtx_script_block_event() {
     assert!(ev["powershell.file.script_block_entropy_bits"]
         .as_f64()
         .is_some());
+    // Elastic Agent's host.id is the machine's; quarry's stand-in is named after the host.
+    // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "msedgewin10")
+    assert_eq!(ev["host.id"], "793f23ce-c4c7-5959-a51c-63fb1c8d65f0");
     assert_eq!(
         ev["quarry.flags"],
-        serde_json::json!(["record_header_zero_filetime"])
+        serde_json::json!(["record_header_zero_filetime", "host_id_synthesised"])
     );
 }
 

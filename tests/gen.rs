@@ -440,7 +440,10 @@ fn corpus_scripts_replace_the_built_in_families() {
     let known: std::collections::BTreeSet<&str> = corpus.iter().map(String::as_str).collect();
     let mut from_corpus = 0;
     for r in util::read_rows(&ds) {
-        if text(&r, "labels.family").as_deref() == Some("corpus") {
+        let benign_block = text(&r, "event.code").as_deref() == Some("4104")
+            && text(&r, "labels.truth").as_deref() == Some("benign");
+        if benign_block {
+            assert_eq!(text(&r, "labels.family").as_deref(), Some("corpus"));
             let script = text(&r, "powershell.file.script_block_text").expect("text");
             assert!(
                 known.contains(script.as_str()),
@@ -449,7 +452,7 @@ fn corpus_scripts_replace_the_built_in_families() {
             from_corpus += 1;
         }
     }
-    assert!(from_corpus > 1000, "{from_corpus}");
+    assert!(from_corpus > 500, "{from_corpus}");
 }
 
 #[test]
@@ -469,4 +472,77 @@ fn no_truth_leaves_out_labels_and_incidents() {
         .iter()
         .all(|r| r.keys().all(|k| !k.starts_with("labels."))));
     assert!(!ds.join("_quarry/truth").exists());
+}
+
+#[test]
+fn windows_activity_is_mapped_as_the_pipelines_would() {
+    let tmp = util::temp_dir();
+    let ds = tmp.path().join("gen");
+    run(
+        &ds,
+        &GenOptions {
+            campaigns: Some(5),
+            ..small(6000)
+        },
+    );
+    let rows = util::read_rows(&ds);
+    let mut per_stream: BTreeMap<String, usize> = BTreeMap::new();
+    let mut host_ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut techniques: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        let index = text(r, "_index").expect("every event names its index");
+        *per_stream.entry(index.clone()).or_default() += 1;
+        let flags = r
+            .get("quarry.flags")
+            .map(|f| f.to_string())
+            .unwrap_or_default();
+        assert!(!flags.contains("pipeline_error"), "{r:?}");
+        let host = text(r, "host.name").expect("host.name");
+        let id = text(r, "host.id").expect("host.id");
+        assert_eq!(host_ids.entry(host).or_insert(id.clone()), &id);
+        let code = text(r, "event.code").unwrap_or_default();
+        if index.contains("sysmon") || index.contains("security") {
+            assert!(r.contains_key("event.category"), "{code}: {r:?}");
+        }
+        if code == "1" || code == "4688" {
+            for f in ["process.name", "process.executable", "process.parent.name"] {
+                assert!(r.contains_key(f), "{code} without {f}: {r:?}");
+            }
+        }
+        if code == "4625" {
+            assert_eq!(text(r, "event.outcome").as_deref(), Some("failure"));
+        }
+        if text(r, "labels.truth").as_deref() == Some("malicious") {
+            assert!(text(r, "labels.campaign").is_some());
+            if !index.contains("powershell") {
+                let family = text(r, "labels.family").unwrap_or_default();
+                *techniques.entry(family).or_default() += 1;
+            }
+        }
+    }
+    for stream in [
+        "logs-windows.sysmon_operational-default",
+        "logs-system.security-default",
+        "logs-system.system-default",
+        "logs-windows.powershell_operational-default",
+    ] {
+        assert!(
+            per_stream.get(stream).is_some_and(|n| *n > 10),
+            "{per_stream:?}"
+        );
+    }
+    let distinct_ids: std::collections::BTreeSet<&String> = host_ids.values().collect();
+    assert_eq!(distinct_ids.len(), host_ids.len(), "one host.id per host");
+    for t in [
+        "office-macro",
+        "discovery-burst",
+        "lsass-minidump",
+        "password-spray",
+        "psexec-service",
+        "schtask-persistence",
+        "sam-hive-copy",
+        "security-log-cleared",
+    ] {
+        assert!(techniques.contains_key(t), "{t} missing: {techniques:?}");
+    }
 }

@@ -47,7 +47,7 @@ fn every_sysmon_and_security_event_of_the_attack_samples_is_mapped() {
         eprintln!("{n:>6}  {channel}  {code}");
     }
     let rows = util::read_rows(&out);
-    let (mut sysmon, mut security) = (0, 0);
+    let (mut sysmon, mut security, mut defender) = (0, 0, 0);
     for row in &rows {
         let text = |f: &str| row.get(f).and_then(Value::as_str).unwrap_or_default();
         let (channel, code) = (text("winlog.channel"), text("event.code"));
@@ -72,6 +72,20 @@ fn every_sysmon_and_security_event_of_the_attack_samples_is_mapped() {
                     assert!(row.contains_key(f), "Sysmon 1 lacks {f}: {row:?}");
                 }
             }
+        } else if channel == "Microsoft-Windows-Windows Defender/Operational" {
+            defender += 1;
+            assert_eq!(
+                row["_index"],
+                json!("logs-windows.windows_defender-default")
+            );
+            assert_eq!(row["event.category"], json!(["malware"]));
+            for f in ["file.path", "file.name", "event.action", "user.name"] {
+                assert!(row.contains_key(f), "Defender {code} lacks {f}: {row:?}");
+            }
+            assert!(
+                !row["file.path"].as_str().unwrap_or_default().contains(":_"),
+                "{row:?}"
+            );
         } else if channel.eq_ignore_ascii_case("Security") {
             security += 1;
             assert_eq!(row["_index"], json!("logs-system.security-default"));
@@ -82,8 +96,8 @@ fn every_sysmon_and_security_event_of_the_attack_samples_is_mapped() {
         }
     }
     assert!(
-        sysmon > 3000 && security > 1500,
-        "{sysmon} Sysmon, {security} Security"
+        sysmon > 3000 && security > 1500 && defender == 11,
+        "{sysmon} Sysmon, {security} Security, {defender} Defender"
     );
 }
 

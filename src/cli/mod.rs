@@ -37,7 +37,7 @@ enum Command {
     /// Convert Windows logs (EVTX, Elastic/Winlogbeat NDJSON, OTRF JSON lines; .gz too) into a
     /// day-partitioned Parquet dataset, adding to it if it exists.
     Convert(ConvertArgs),
-    /// Generate realistic Windows PowerShell telemetry with ground truth into a dataset.
+    /// Generate realistic Windows telemetry (PowerShell, Sysmon, Security) with ground truth into a dataset.
     Gen(gen::GenArgs),
     /// Run every selected version of every rule over datasets and write the hit table.
     Hunt(hunt::HuntArgs),

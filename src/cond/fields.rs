@@ -208,6 +208,7 @@ const ARRAYS: &[&str] = &[
     "process.parent.args",
     "process.env_vars",
     "tags",
+    "winlog.keywords",
     "host.ip",
     "host.mac",
     "observer.ip",

@@ -1,7 +1,8 @@
 //! The events a generated run is made of, in Winlogbeat's raw shape: PowerShell 4104 script
 //! blocks (cut into fragments as PowerShell logs them), 4103 module logging, 400/403 engine
-//! start and stop, classic 800 pipeline events and Security 4688 process creations; and the
-//! two renderings of a raw event, as a reference-evaluator document and as an NDJSON line.
+//! start and stop and classic 800 pipeline events (the Sysmon and Security events are in
+//! `windows`); and the two renderings of a raw event, as a reference-evaluator document and
+//! as an NDJSON line.
 
 use crate::cond::eval::Document;
 use crate::ingest::doc::{Doc, Value};
@@ -212,71 +213,6 @@ impl World<'_> {
         self.finish(doc, "engine-lifecycle", false, None)
     }
 
-    pub(super) fn process_creation(&self, u: u64, rng: &mut Rng) -> Generated {
-        let host = self.fleet.host(rng);
-        let service = rng.chance(0.4);
-        let user = self.fleet.user(rng, service, false);
-        let ts = self.clock.working_time(rng);
-        let (image, cmd) = *rng.pick(&[
-            (
-                "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
-                "powershell.exe -NoProfile -File C:\\ProgramData\\Scripts\\Collect-Inventory.ps1",
-            ),
-            ("C:\\Windows\\System32\\cmd.exe", "cmd.exe /c ipconfig /all"),
-            (
-                "C:\\Windows\\System32\\svchost.exe",
-                "C:\\Windows\\system32\\svchost.exe -k netsvcs -p",
-            ),
-            (
-                "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
-                "\"WINWORD.EXE\" /n",
-            ),
-        ]);
-        let sysmon = rng.chance(0.5);
-        let pid = 1000 + rng.below(30_000) as i64;
-        let (code, channel) = if sysmon {
-            ("1", "Microsoft-Windows-Sysmon/Operational")
-        } else {
-            ("4688", "Security")
-        };
-        let mut doc = base_event(ts, u * 16, host, user, code, channel, 4);
-        doc.remove("winlog.provider_guid");
-        if sysmon {
-            doc.set_str("winlog.provider_name", "Microsoft-Windows-Sysmon");
-            doc.set_str("event.provider", "Microsoft-Windows-Sysmon");
-            doc.set_str("winlog.task", "Process Create (rule: ProcessCreate)");
-            ed(&mut doc, "UtcTime", &sysmon_utc_time(ts));
-            ed(&mut doc, "ProcessGuid", &format!("{{{}}}", rng.guid()));
-            ed(&mut doc, "ProcessId", &pid.to_string());
-            ed(&mut doc, "Image", image);
-            ed(&mut doc, "CommandLine", cmd);
-            ed(&mut doc, "CurrentDirectory", "C:\\Windows\\system32\\");
-            ed(&mut doc, "User", &format!("{}\\{}", user.domain, user.name));
-            ed(
-                &mut doc,
-                "IntegrityLevel",
-                if user.service { "System" } else { "Medium" },
-            );
-            ed(&mut doc, "ParentImage", "C:\\Windows\\explorer.exe");
-        } else {
-            doc.set_str(
-                "winlog.provider_name",
-                "Microsoft-Windows-Security-Auditing",
-            );
-            doc.set_str("event.provider", "Microsoft-Windows-Security-Auditing");
-            doc.set_str("winlog.task", "Process Creation");
-            ed(&mut doc, "SubjectUserSid", &user.sid);
-            ed(&mut doc, "SubjectUserName", &user.name);
-            ed(&mut doc, "SubjectDomainName", &user.domain);
-            ed(&mut doc, "NewProcessId", &format!("0x{pid:x}"));
-            ed(&mut doc, "NewProcessName", image);
-            ed(&mut doc, "CommandLine", cmd);
-            ed(&mut doc, "TokenElevationType", "%%1936");
-            ed(&mut doc, "ParentProcessName", "C:\\Windows\\explorer.exe");
-        }
-        self.finish(doc, "process-creation", false, None)
-    }
-
     /// Adds the benign labels, renders the raw line, then maps the event.
     pub(super) fn finish(
         &self,
@@ -418,11 +354,4 @@ pub(super) fn ndjson_line(doc: &Doc) -> String {
         map.insert(last.to_string(), json);
     }
     serde_json::Value::Object(root).to_string()
-}
-
-/// Sysmon's `UtcTime`: `yyyy-MM-dd HH:mm:ss.SSS` in UTC.
-fn sysmon_utc_time(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-        .unwrap_or_default()
 }

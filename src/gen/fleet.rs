@@ -86,6 +86,8 @@ pub struct Host {
     pub name: String,
     pub domain: String,
     pub role: Role,
+    /// Its address on the corporate network.
+    pub ip: String,
 }
 
 impl Host {
@@ -134,6 +136,7 @@ impl Fleet {
                     name,
                     domain: domain.clone(),
                     role,
+                    ip: format!("10.20.{}.{}", i / 200, 10 + i % 200),
                 }
             })
             .collect();

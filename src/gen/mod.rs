@@ -1,4 +1,5 @@
-//! `quarry gen`: realistic Windows PowerShell telemetry at any scale, with ground truth.
+//! `quarry gen`: realistic Windows telemetry (PowerShell, Sysmon, Security and System events)
+//! at any scale, with ground truth.
 //!
 //! [`generate`] writes a dataset exactly as `convert` would (the same ingest pipeline, writer
 //! and manifest: events are produced in Winlogbeat's raw shape and mapped by
@@ -6,13 +7,15 @@
 //! gives back the same rows. The run is cut into units (one script execution, or one other
 //! event); unit `u` is drawn from its own seeded random source, so any thread can make any
 //! unit and a seed always gives the same bytes. Benign executions come from [`scripts`]
-//! (re-runs of a pool of popular script instances, with a knob for how much text is distinct);
-//! attack campaigns from [`attacks`] are injected at known times on known hosts, and their
+//! (re-runs of a pool of popular script instances, with a knob for how much text is distinct),
+//! benign Sysmon/Security activity from `windows` (process trees, connections, registry,
+//! files, logons, installs, tasks); attack campaigns, PowerShell steps from [`attacks`] and
+//! Windows techniques from `windows`, are injected at known times on known hosts, and their
 //! incident windows are written beside the dataset (`_quarry/truth/`).
 
 //!
-//! The stage's rooms: `world` decides which events each unit is, `events` shapes them,
-//! `output` writes them; this driver runs the units on every core in order, spreads the
+//! The stage's rooms: `world` decides which events each unit is, `events` and `windows`
+//! shape them, `output` writes them; this driver runs the units on every core in order, spreads the
 //! campaigns' steps over the run and stops at the requested size.
 
 pub mod attacks;
@@ -20,6 +23,7 @@ mod events;
 pub mod fleet;
 mod output;
 pub mod scripts;
+mod windows;
 mod world;
 
 use std::collections::BTreeSet;

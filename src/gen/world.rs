@@ -16,7 +16,7 @@ use crate::rules::pack::{Pack, Status};
 
 use super::events::{ndjson_line, to_document};
 use super::fleet::{Clock, Fleet, Rng, Role};
-use super::{attacks, scripts, GenOptions, Incident};
+use super::{attacks, scripts, windows, GenOptions, Incident};
 
 /// Malicious units are numbered from here (their random streams never meet a benign one's).
 pub(super) const MALICIOUS_UNITS: u64 = 1 << 48;
@@ -69,23 +69,49 @@ struct Target {
 }
 
 /// The scenarios campaigns follow, hand-written steps in order.
+/// PowerShell steps are script blocks (`attacks`), the others Windows techniques
+/// ([`windows::TECHNIQUES`]).
 const SCENARIOS: &[&[&str]] = &[
-    &["split-discovery", "encoded-payload", "psreflect-discovery"],
     &[
+        "office-macro",
+        "split-discovery",
+        "encoded-payload",
+        "psreflect-discovery",
+        "discovery-burst",
+        "lsass-minidump",
+    ],
+    &[
+        "password-spray",
+        "psexec-service",
         "encoded-payload",
         "amsi-bypass",
         "psreflect-discovery",
         "pinvoke-discovery",
         "mimikatz",
+        "schtask-persistence",
+        "sam-hive-copy",
+        "security-log-cleared",
     ],
     &[
+        "office-macro",
         "amsi-bypass",
         "keylogger",
         "clipboard-capture",
         "screen-capture",
     ],
-    &["pinvoke-discovery", "psreflect-discovery", "mailbox-export"],
-    &["encoded-payload", "mimikatz", "psreflect-discovery"],
+    &[
+        "pinvoke-discovery",
+        "psreflect-discovery",
+        "mailbox-export",
+        "schtask-persistence",
+    ],
+    &[
+        "encoded-payload",
+        "mimikatz",
+        "psreflect-discovery",
+        "lsass-minidump",
+        "security-log-cleared",
+    ],
 ];
 
 /// The rule versions of the pack that compiled, to synthesise positives for.
@@ -251,11 +277,11 @@ impl<'a> World<'a> {
     pub(super) fn unit(&self, u: u64) -> Vec<Generated> {
         let mut rng = Rng::for_item(self.opts.seed, 2, u);
         match rng.below(100) {
-            0..=79 => self.benign_script(u, &mut rng),
-            80..=84 => vec![self.module_logging(u, &mut rng)],
-            85..=88 => self.start_stop(u, &mut rng),
-            89..=94 => vec![self.classic(u, &mut rng)],
-            _ => vec![self.process_creation(u, &mut rng)],
+            0..=64 => self.benign_script(u, &mut rng),
+            65..=68 => vec![self.module_logging(u, &mut rng)],
+            69..=71 => self.start_stop(u, &mut rng),
+            72..=75 => vec![self.classic(u, &mut rng)],
+            _ => self.windows_activity(u, &mut rng),
         }
     }
 
@@ -308,6 +334,17 @@ impl<'a> World<'a> {
         let mut rng = Rng::for_item(self.opts.seed, 9, u);
         let at = Some((campaign.host, campaign.user, ts));
         match &campaign.steps[step] {
+            Step::Family(name) if windows::TECHNIQUES.contains(name) => {
+                let docs =
+                    self.windows_technique(name, u, &mut rng, (campaign.host, campaign.user, ts));
+                docs.into_iter()
+                    .map(|doc| {
+                        let mut g = self.finish(doc, name, true, None);
+                        self.label_malicious(&mut g, &campaign.id, None);
+                        g
+                    })
+                    .collect()
+            }
             Step::Family(name) => {
                 let a = attacks::attack(name, &mut rng);
                 self.attack_events(u, &mut rng, a, at, &campaign.id, None)
@@ -367,17 +404,22 @@ impl<'a> World<'a> {
         };
         let mut events = self.script_events(u, rng, &script, a.family, at);
         for g in &mut events {
-            g.malicious = true;
-            g.target = target.map(str::to_string);
-            if self.opts.truth {
-                g.doc.set_str("labels.truth", "malicious");
-                g.doc.set_str("labels.campaign", campaign);
-                if let Some(t) = target {
-                    g.doc.set_str("labels.rule_target", t);
-                }
-            }
+            self.label_malicious(g, campaign, target);
         }
         events
+    }
+
+    /// Marks an event as a campaign's (and, for a synthesised positive, the rule version's).
+    fn label_malicious(&self, g: &mut Generated, campaign: &str, target: Option<&str>) {
+        g.malicious = true;
+        g.target = target.map(str::to_string);
+        if self.opts.truth {
+            g.doc.set_str("labels.truth", "malicious");
+            g.doc.set_str("labels.campaign", campaign);
+            if let Some(t) = target {
+                g.doc.set_str("labels.rule_target", t);
+            }
+        }
     }
 
     /// The campaigns' windows: first to last malicious event the run emitted (a campaign cut off

@@ -9,8 +9,8 @@ use super::reader::{self, BadReason, BadRecord, InputFile, Item};
 use super::shapes::Shape;
 use super::writer::{PartitionKey, PartitionWriter};
 use super::{
-    data_stream_dataset, parse_timestamp, pipeline, schema, ConvertOptions, ConvertProgress,
-    ConvertReport, IngestError, MappingProfile,
+    parse_timestamp, pipeline, schema, ConvertOptions, ConvertProgress, ConvertReport, IngestError,
+    MappingProfile,
 };
 
 /// Flag stored in `quarry.flags` for an event whose time is the zero FILETIME.
@@ -107,15 +107,13 @@ pub(super) fn add_event(
         (Some(index), _) => index.clone(),
         (None, Some(index)) => index,
         (None, None) => {
+            let stream = pipeline::DataStream::of_doc(&doc);
             if opts.mapping == MappingProfile::WindowsIntegration && !channel.is_empty() {
                 doc.set_default("data_stream.type", Value::Str("logs".into()));
-                doc.set_default(
-                    "data_stream.dataset",
-                    Value::Str(data_stream_dataset(&channel).into()),
-                );
+                doc.set_default("data_stream.dataset", Value::Str(stream.dataset().into()));
                 doc.set_default("data_stream.namespace", Value::Str("default".into()));
             }
-            opts.mapping.index_for(&channel)
+            opts.mapping.index_for(stream)
         }
     };
     // Each event names its index, so a version searches only the events its index

@@ -53,9 +53,9 @@ pub use error::IngestError;
 pub use file::FLAG_ZERO_FILETIME;
 pub use generated::{ingest_generated, EventSink, GeneratedSource};
 pub use options::{
-    data_stream_dataset, ConvertOptions, ConvertProgress, ConvertReport, InputReport,
-    MappingProfile, NoProgress,
+    ConvertOptions, ConvertProgress, ConvertReport, InputReport, MappingProfile, NoProgress,
 };
+pub use pipeline::{DataStream, FLAG_HOST_ID_SYNTHESISED};
 pub use time::{format_micros, now_rfc3339, parse_timestamp};
 /// Converts `inputs` (files or directories) into the dataset at `out`, adding to it if it
 /// exists. Inputs whose content was converted before are skipped.

@@ -46,21 +46,14 @@ impl MappingProfile {
         }
     }
 
-    /// The index or data stream an event of `channel` would have been written to.
-    pub fn index_for(self, channel: &str) -> String {
+    /// The index or data stream an event of `stream` would have been written to.
+    pub fn index_for(self, stream: pipeline::DataStream) -> String {
         match self {
-            MappingProfile::WindowsIntegration => {
-                format!("logs-{}-default", data_stream_dataset(channel))
-            }
+            MappingProfile::WindowsIntegration => format!("logs-{}-default", stream.dataset()),
             MappingProfile::Winlogbeat8 => "winlogbeat-8".into(),
             MappingProfile::Winlogbeat7 => "winlogbeat-7".into(),
         }
     }
-}
-
-/// The data stream dataset Elastic Agent's integrations use for a Windows channel.
-pub fn data_stream_dataset(channel: &str) -> &'static str {
-    pipeline::DataStream::of_channel(channel).dataset()
 }
 
 /// Options of a conversion run.

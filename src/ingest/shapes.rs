@@ -150,6 +150,67 @@ fn attr<N: EvtxNode>(v: &N, element: &str, name: &str) -> Option<String> {
     v.child(element)?.child("#attributes")?.child(name)?.text()
 }
 
+/// The tag Elastic Agent's `forwarded` stream (and Winlogbeat's `ForwardedEvents` examples)
+/// put on events collected by Windows Event Forwarding.
+pub const TAG_FORWARDED: &str = "forwarded";
+
+/// The keyword bits every provider shares, by the names Winlogbeat gives them (winmeta.xml,
+/// as beats' `winevent.defaultWinMeta` lists them), in ascending order of the bit.
+const STANDARD_KEYWORDS: &[(u64, &str)] = &[
+    (0x0001_0000_0000_0000, "Response Time"),
+    (0x0004_0000_0000_0000, "WDI Diag"),
+    (0x0008_0000_0000_0000, "SQM"),
+    (KEYWORD_AUDIT_FAILURE, "Audit Failure"),
+    (KEYWORD_AUDIT_SUCCESS, "Audit Success"),
+    (0x0040_0000_0000_0000, "Correlation Hint"),
+    (0x0080_0000_0000_0000, "Classic"),
+];
+const KEYWORD_AUDIT_FAILURE: u64 = 0x0010_0000_0000_0000;
+const KEYWORD_AUDIT_SUCCESS: u64 = 0x0020_0000_0000_0000;
+
+/// Winlogbeat's reading of an event's keyword mask (`Event.Fields` in beats'
+/// `winevent`): `winlog.keywords` holds the rendered names, or else the names of the standard
+/// bits set (the provider's own keyword names need its manifest, which an offline file does
+/// not carry); the audit bits give `winlog.outcome` and `event.outcome`, failure first.
+fn set_keywords(doc: &mut Doc, raw: Option<&str>, rendered: Vec<String>) {
+    let mask = raw.and_then(parse_keyword_mask);
+    let names: Vec<Value> = if rendered.is_empty() {
+        let mask = mask.unwrap_or(0);
+        STANDARD_KEYWORDS
+            .iter()
+            .filter(|(bit, _)| mask & bit != 0)
+            .map(|(_, name)| Value::Str((*name).into()))
+            .collect()
+    } else {
+        rendered.into_iter().map(Value::Str).collect()
+    };
+    if names.is_empty() {
+        doc.remove("winlog.keywords");
+    } else {
+        doc.set("winlog.keywords", Value::List(names));
+    }
+    let outcome = match mask {
+        Some(m) if m & KEYWORD_AUDIT_FAILURE != 0 => "failure",
+        Some(m) if m & KEYWORD_AUDIT_SUCCESS != 0 => "success",
+        _ => return,
+    };
+    doc.set_str("winlog.outcome", outcome);
+    doc.set_default("event.outcome", Value::Str(outcome.into()));
+}
+
+/// A keyword mask as Go's `ParseUint(s, 0, 64)` reads it (`0x` hex or decimal); NXLog's
+/// signed decimal form is taken bit for bit.
+fn parse_keyword_mask(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    match raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => raw
+            .parse::<u64>()
+            .ok()
+            .or_else(|| raw.parse::<i64>().ok().map(|v| v as u64)),
+    }
+}
+
 /// Names Winlogbeat renders for the levels of the Windows event schema.
 pub fn level_name(level: &str) -> Option<&'static str> {
     Some(match level {
@@ -297,21 +358,48 @@ pub fn from_evtx_json<N: EvtxNode>(event: &N, record_time: RecordTime) -> Doc {
     if let Some(v) = text("Version").and_then(|v| v.parse::<i64>().ok()) {
         doc.set("winlog.version", Value::Int(v));
     }
-    if let Some(level) = text("Level") {
+    // Forwarded (WEC) events carry the names the source host rendered; Winlogbeat prefers
+    // them to its own lookups.
+    let rendering = event.child("RenderingInfo");
+    let rendered = |k: &str| {
+        rendering
+            .and_then(|r| r.child(k))
+            .and_then(EvtxNode::text)
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(level) = rendered("Level") {
+        doc.set_str("winlog.level", level.to_lowercase());
+    } else if let Some(level) = text("Level") {
         match level_name(&level) {
             Some(name) => doc.set_str("winlog.level", name),
             None => doc.set_str("winlog.level", level),
         }
     }
-    if let Some(task) = text("Task") {
+    if let Some(task) = rendered("Task") {
+        doc.set_str("winlog.task", task);
+    } else if let Some(task) = text("Task") {
         let name = provider.as_deref().and_then(|p| task_name(p, &task));
         doc.set_str("winlog.task", name.map_or(task, str::to_string));
     }
-    if let Some(op) = text("Opcode") {
+    if let Some(op) = rendered("Opcode") {
+        doc.set_str("winlog.opcode", op);
+    } else if let Some(op) = text("Opcode") {
         doc.set_str("winlog.opcode", opcode_name(&op).map_or(op, str::to_string));
     }
-    if let Some(k) = text("Keywords") {
-        doc.set_str("winlog.keywords", k);
+    if let Some(message) = rendered("Message") {
+        doc.set_str("message", message.replace("\r\n", "\n"));
+    }
+    let rendered_keywords = rendering
+        .and_then(|r| r.child("Keywords"))
+        .and_then(|k| k.child("Keyword"))
+        .map(|k| match k.items() {
+            Some(items) => items.iter().filter_map(EvtxNode::text).collect(),
+            None => k.text().into_iter().collect(),
+        })
+        .unwrap_or_default();
+    set_keywords(&mut doc, text("Keywords").as_deref(), rendered_keywords);
+    if rendering.is_some() {
+        doc.append_unique("tags", Value::Str(TAG_FORWARDED.into()));
     }
     if let Some(r) = text("EventRecordID") {
         doc.set_str("winlog.record_id", r);
@@ -477,6 +565,8 @@ fn from_otrf(map: serde_json::Map<String, serde_json::Value>) -> Doc {
             flatten_value(&mut doc, &format!("winlog.event_data.{key}"), value);
         }
     }
+    let raw_keywords = doc.remove("winlog.keywords").and_then(|k| k.to_text());
+    set_keywords(&mut doc, raw_keywords.as_deref(), Vec::new());
     // NXLog writes event-data items as strings; the record number and ids as numbers.
     for (key, value) in doc.clone().iter() {
         if key.starts_with("winlog.event_data.") {
@@ -558,6 +648,55 @@ mod tests {
         assert_eq!(
             d.get_str("@timestamp"),
             Some("2021-06-03T13:05:59.8094582Z")
+        );
+    }
+
+    #[test]
+    fn keyword_masks_give_names_and_the_audit_outcome() {
+        let ev = |keywords: &str| json!({"System": {"EventID": "4625", "Keywords": keywords, "Channel": "Security"}});
+        let d = from_evtx_json(&ev("0x8010000000000000"), None);
+        let names = |d: &Doc| d.get("winlog.keywords").cloned();
+        assert_eq!(
+            names(&d),
+            Some(Value::List(vec![Value::Str("Audit Failure".into())]))
+        );
+        assert_eq!(d.get_str("winlog.outcome"), Some("failure"));
+        assert_eq!(d.get_str("event.outcome"), Some("failure"));
+        let d = from_evtx_json(&ev("0x8020000000000000"), None);
+        assert_eq!(d.get_str("event.outcome"), Some("success"));
+        // Sysmon's keyword bit is its own; nothing standard is set.
+        let d = from_evtx_json(&ev("0x8000000000000000"), None);
+        assert_eq!(names(&d), None);
+        assert!(!d.contains("event.outcome"));
+        let d = from_evtx_json(&ev("not a mask"), None);
+        assert!(!d.contains("winlog.outcome"));
+    }
+
+    #[test]
+    fn forwarded_records_take_their_rendering_and_the_forwarded_tag() {
+        let ev = json!({"System": {"EventID": "4634", "Level": "0", "Task": "12545",
+            "Keywords": "0x8020000000000000", "Channel": "Security", "Computer": "ws1.corp",
+            "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}}},
+            "EventData": {"Data": [{"#attributes": {"Name": "TargetUserName"}, "#text": "bob"}]},
+            "RenderingInfo": {"#attributes": {"Culture": "en-US"},
+                "Message": "An account was logged off.\r\n\r\nSubject:", "Level": "Information",
+                "Task": "Logoff", "Opcode": "Info",
+                "Keywords": {"Keyword": "Audit Success"}}});
+        let d = from_evtx_json(&ev, None);
+        assert_eq!(d.get_str("winlog.level"), Some("information"));
+        assert_eq!(d.get_str("winlog.task"), Some("Logoff"));
+        assert_eq!(
+            d.get_str("message"),
+            Some("An account was logged off.\n\nSubject:")
+        );
+        assert_eq!(
+            d.get("tags"),
+            Some(&Value::List(vec![Value::Str(TAG_FORWARDED.into())]))
+        );
+        assert_eq!(d.get_str("event.outcome"), Some("success"));
+        assert_eq!(
+            crate::ingest::pipeline::DataStream::of_doc(&d),
+            crate::ingest::pipeline::DataStream::Forwarded
         );
     }
 

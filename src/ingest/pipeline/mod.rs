@@ -10,14 +10,22 @@
 //! | `Microsoft-Windows-PowerShell/Operational` | `windows.powershell_operational` | [`powershell`] |
 //! | `Windows PowerShell` | `windows.powershell` | [`powershell`] |
 //! | `Microsoft-Windows-Sysmon/Operational` | `windows.sysmon_operational` | [`sysmon`] |
-//! | `Security` | `system.security` (`windows.forwarded` when collected by WEF) | [`security`] |
+//! | `Security` | `system.security` | [`security`] |
+//! | `Microsoft-Windows-Windows Defender/Operational` | `windows.windows_defender` | [`defender`] |
 //! | `System`, `Application` | `system.system`, `system.application` | (ECS version only) |
+//! | any, collected by Windows Event Forwarding | `windows.forwarded` | the channel's, by exact name |
+//!
+//! The shipper's own fields follow Winlogbeat: `host.name` is the event's computer name, and
+//! `host.id`, which the Agent reads from the collecting machine, is synthesised per host name
+//! (see [`synthesise_host_id`]) except on forwarded events, to which the Agent adds no host
+//! fields.
 //!
 //! The PowerShell mapping never overwrites a field the document has, so an export Elastic
 //! already processed passes through it unchanged. The other pipelines are replayed exactly,
 //! overwrites and first-writer-wins renames included, and so only on documents that no
 //! pipeline has processed yet ([`is_unprocessed`]); a processed document keeps what it has.
 
+mod defender;
 mod network;
 mod powershell;
 mod security;
@@ -26,6 +34,7 @@ mod sysmon;
 mod sysmon_tables;
 
 use super::doc::{Doc, Value};
+use super::shapes::TAG_FORWARDED;
 
 pub use powershell::split_command_line;
 
@@ -33,6 +42,7 @@ pub const CHANNEL_PS_OPERATIONAL: &str = "Microsoft-Windows-PowerShell/Operation
 pub const CHANNEL_PS_CLASSIC: &str = "Windows PowerShell";
 pub const CHANNEL_SYSMON: &str = "Microsoft-Windows-Sysmon/Operational";
 pub const CHANNEL_SECURITY: &str = "Security";
+pub const CHANNEL_DEFENDER: &str = "Microsoft-Windows-Windows Defender/Operational";
 
 /// Knobs of the mapping that differ between Elastic versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +70,12 @@ pub enum DataStream {
     PowerShell,
     Sysmon,
     Security,
+    Defender,
     System,
     Application,
+    /// Events collected by Windows Event Forwarding (the Windows integration's
+    /// `ForwardedEvents` stream), whatever their channel.
+    Forwarded,
     /// Any other channel: the Windows integration's custom `winlog` input.
     Other,
 }
@@ -75,12 +89,29 @@ impl DataStream {
             (CHANNEL_PS_CLASSIC, DataStream::PowerShell),
             (CHANNEL_SYSMON, DataStream::Sysmon),
             (CHANNEL_SECURITY, DataStream::Security),
+            (CHANNEL_DEFENDER, DataStream::Defender),
             ("System", DataStream::System),
             ("Application", DataStream::Application),
         ]
         .into_iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(channel))
         .map_or(DataStream::Other, |(_, stream)| stream)
+    }
+
+    /// The data stream of an event in Winlogbeat shape: the forwarded stream for an event
+    /// tagged `forwarded` (the tag the Agent's forwarded stream sets, and the EVTX reader sets
+    /// on records that carry the `RenderingInfo` of Windows Event Forwarding) or already
+    /// written to it, else its channel's.
+    pub fn of_doc(doc: &Doc) -> DataStream {
+        let tagged = match doc.get("tags") {
+            Some(Value::List(tags)) => tags.iter().any(|t| t.as_str() == Some(TAG_FORWARDED)),
+            Some(tag) => tag.as_str() == Some(TAG_FORWARDED),
+            None => false,
+        };
+        if tagged || doc.get_str("data_stream.dataset") == Some(DataStream::Forwarded.dataset()) {
+            return DataStream::Forwarded;
+        }
+        DataStream::of_channel(&doc.get_text("winlog.channel").unwrap_or_default())
     }
 
     /// The data stream's `data_stream.dataset`.
@@ -90,8 +121,10 @@ impl DataStream {
             DataStream::PowerShell => "windows.powershell",
             DataStream::Sysmon => "windows.sysmon_operational",
             DataStream::Security => "system.security",
+            DataStream::Defender => "windows.windows_defender",
             DataStream::System => "system.system",
             DataStream::Application => "system.application",
+            DataStream::Forwarded => "windows.forwarded",
             DataStream::Other => "winlog.winlog",
         }
     }
@@ -104,19 +137,106 @@ pub fn apply(doc: &mut Doc, opts: PipelineOptions) {
         return;
     };
     let channel = doc.get_text("winlog.channel").unwrap_or_default();
+    let stream = DataStream::of_doc(doc);
     let unprocessed = is_unprocessed(doc);
     // Winlogbeat ships no empty event-data values (its `addPairs` skips them).
     cleanup_event_data(doc);
     common(doc, &event_id, opts);
-    match DataStream::of_channel(&channel) {
+    if stream != DataStream::Forwarded {
+        synthesise_host_id(doc);
+    }
+    match stream {
         DataStream::PowerShellOperational => powershell::operational(doc, &event_id),
         DataStream::PowerShell => powershell::classic(doc, &event_id),
         DataStream::Sysmon if unprocessed => sysmon::apply(doc),
         DataStream::Security if unprocessed => security::apply(doc),
+        DataStream::Defender if unprocessed => defender::apply(doc),
         DataStream::System | DataStream::Application if unprocessed => windows_event(doc),
+        DataStream::Forwarded => forwarded(doc, &channel, &event_id, unprocessed),
         _ => {}
     }
     cleanup_event_data(doc);
+}
+
+/// The Windows integration's `forwarded` pipeline (elastic/integrations
+/// `packages/windows/data_stream/forwarded/elasticsearch/ingest_pipeline/default.yml`):
+/// the channel's pipeline, chosen by exact channel name (Security only for the Eventlog and
+/// Security-Auditing providers), then the user fields of the Agent's `translate_sid`
+/// enrichment when present.
+fn forwarded(doc: &mut Doc, channel: &str, event_id: &str, unprocessed: bool) {
+    let provider = doc.get_text("winlog.provider_name").unwrap_or_default();
+    match channel {
+        CHANNEL_SECURITY
+            if unprocessed
+                && [
+                    "Microsoft-Windows-Eventlog",
+                    "Microsoft-Windows-Security-Auditing",
+                ]
+                .contains(&provider.as_str()) =>
+        {
+            security::apply(doc)
+        }
+        CHANNEL_PS_CLASSIC => powershell::classic(doc, event_id),
+        CHANNEL_PS_OPERATIONAL => powershell::operational(doc, event_id),
+        CHANNEL_SYSMON if unprocessed => sysmon::apply(doc),
+        _ => {}
+    }
+    if !unprocessed {
+        return;
+    }
+    rename(doc, &ed("_MemberUserName"), "user.name");
+    rename(doc, &ed("_MemberDomain"), "user.domain");
+    let account_type = ed("_MemberAccountType");
+    if let Some(kind) = doc.get_text(&account_type) {
+        doc.append_unique("user.roles", Value::Str(kind));
+        doc.remove(&account_type);
+    }
+}
+
+/// The name-based stand-in for Elastic Agent's `host.id` (the machine's `MachineGuid`, which
+/// no event carries): an RFC 4122 version-5 UUID of the lower-cased `host.name` in the DNS
+/// namespace (Python: `uuid.uuid5(uuid.NAMESPACE_DNS, host_name.lower())`), so that every
+/// event of a host shares it and rules joining `by host.id` run. Flagged
+/// [`FLAG_HOST_ID_SYNTHESISED`]; a document with a `host.id` keeps it.
+fn synthesise_host_id(doc: &mut Doc) {
+    if doc.contains("host.id") {
+        return;
+    }
+    let Some(name) = doc.get_text("host.name").filter(|n| !n.is_empty()) else {
+        return;
+    };
+    doc.set_str("host.id", uuid_v5(&DNS_NAMESPACE, &name.to_lowercase()));
+    doc.append_unique("quarry.flags", Value::Str(FLAG_HOST_ID_SYNTHESISED.into()));
+}
+
+/// Flag stored in `quarry.flags` for an event whose `host.id` quarry synthesised.
+pub const FLAG_HOST_ID_SYNTHESISED: &str = "host_id_synthesised";
+
+/// RFC 4122's namespace for domain names, `6ba7b810-9dad-11d1-80b4-00c04fd430c8`.
+const DNS_NAMESPACE: [u8; 16] = [
+    0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8,
+];
+
+/// An RFC 4122 version-5 (SHA-1, name-based) UUID in its lower-case hyphenated form.
+fn uuid_v5(namespace: &[u8; 16], name: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let mut hasher = Sha1::new();
+    hasher.update(namespace);
+    hasher.update(name.as_bytes());
+    let digest = hasher.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// The System integration's pipeline for the System and Application channels (the shared
@@ -174,6 +294,31 @@ fn cleanup_event_data(doc: &mut Doc) {
         let path = ed(&key);
         if doc.get(&path).is_some_and(Value::is_empty_text) {
             doc.remove(&path);
+        }
+    }
+}
+
+/// The `date` processor (tag `time_created_date`) the Windows pipelines share: `target` from
+/// `winlog.time_created`, to the millisecond. A value that does not parse is removed, its
+/// `on_failure` appends `fail-time_created_date` to `error.message`, and the message of the
+/// `fail` it then raises is returned.
+fn time_created_date(doc: &mut Doc, target: &str) -> Result<(), String> {
+    let Some(created) = doc.get("winlog.time_created").cloned() else {
+        return Ok(());
+    };
+    match crate::ingest::time::parse_timestamp(&created) {
+        Some(us) => {
+            doc.set_str(target, crate::ingest::time::format_millis(us));
+            Ok(())
+        }
+        None => {
+            doc.remove("winlog.time_created");
+            doc.append_unique("error.message", Value::Str("fail-time_created_date".into()));
+            Err(format!(
+                "Processor date with tag time_created_date failed with message: \
+                 unable to parse date [{}]",
+                created.to_text().unwrap_or_default()
+            ))
         }
     }
 }
@@ -345,6 +490,47 @@ mod tests {
             vec!["SHA256", "SHA1", "MD5", "IMPHASH"]
         );
         assert_eq!(keys(&["MD5", "IMPHASH"]), vec!["MD5", "IMPHASH"]);
+    }
+
+    #[test]
+    fn host_ids_are_name_based_uuids() {
+        // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org")
+        assert_eq!(
+            uuid_v5(&DNS_NAMESPACE, "python.org"),
+            "886313e1-3b8a-5372-9b90-0c9aee199e5d"
+        );
+        let mut d = Doc::from_json(json!({"winlog": {"channel": "Security",
+            "event_id": "4624", "computer_name": "WS1.corp.local"}}));
+        apply(&mut d, PipelineOptions::default());
+        assert_eq!(
+            d.get_str("host.id"),
+            Some(uuid_v5(&DNS_NAMESPACE, "ws1.corp.local").as_str())
+        );
+        let mut forwarded = Doc::from_json(json!({"tags": ["forwarded"],
+            "winlog": {"channel": "Security", "event_id": "4624", "computer_name": "WS1"}}));
+        apply(&mut forwarded, PipelineOptions::default());
+        assert!(
+            !forwarded.contains("host.id"),
+            "the Agent adds no host fields to WEC data"
+        );
+        assert_eq!(DataStream::of_doc(&forwarded), DataStream::Forwarded);
+    }
+
+    #[test]
+    fn forwarded_events_take_the_translated_member_names() {
+        let mut d = Doc::from_json(json!({"tags": ["forwarded"],
+            "winlog": {"channel": "Microsoft-Windows-TaskScheduler/Operational",
+            "event_id": "106", "computer_name": "DC1",
+            "event_data": {"_MemberUserName": "alice", "_MemberDomain": "CORP",
+                "_MemberAccountType": "User"}}}));
+        apply(&mut d, PipelineOptions::default());
+        assert_eq!(d.get_str("user.name"), Some("alice"));
+        assert_eq!(d.get_str("user.domain"), Some("CORP"));
+        assert_eq!(
+            d.get("user.roles"),
+            Some(&Value::List(vec![Value::Str("User".into())]))
+        );
+        assert!(!d.has_path("winlog.event_data"));
     }
 
     #[test]

@@ -17,8 +17,7 @@
 //! [`super::security_tables`].
 
 use super::security_tables as t;
-use super::{ed, java_hash_map_order, mustache, Doc, Value};
-use crate::ingest::time::{format_millis, parse_timestamp};
+use super::{ed, java_hash_map_order, mustache, time_created_date, Doc, Value};
 
 /// Why the mapping stopped.
 struct Failure(String);
@@ -66,26 +65,11 @@ fn router_tail(doc: &mut Doc) {
     if let Some(level) = doc.get_text("winlog.level").filter(|l| !l.is_empty()) {
         doc.set_str("log.level", level);
     }
-    if let Some(created) = doc.get("winlog.time_created").cloned() {
-        match parse_timestamp(&created) {
-            Some(us) => doc.set_str("@timestamp", format_millis(us)),
-            None => {
-                doc.remove("winlog.time_created");
-                doc.set_str("event.kind", "pipeline_error");
-                for message in [
-                    "fail-time_created_date".to_string(),
-                    format!(
-                        "Processor date with tag time_created_date failed with message: \
-                         unable to parse date [{}]",
-                        created.to_text().unwrap_or_default()
-                    ),
-                ] {
-                    doc.append_unique("error.message", Value::Str(message));
-                }
-                doc.append_unique("quarry.flags", Value::Str("pipeline_error".into()));
-                return;
-            }
-        }
+    if let Err(message) = time_created_date(doc, "@timestamp") {
+        doc.set_str("event.kind", "pipeline_error");
+        doc.append_unique("error.message", Value::Str(message));
+        doc.append_unique("quarry.flags", Value::Str("pipeline_error".into()));
+        return;
     }
     if let Some(code) = doc.get("error.code").and_then(Value::to_text) {
         doc.set_str("error.code", code);

@@ -16,9 +16,9 @@ use super::network::{self, DomainParts};
 use super::sysmon_tables::{self as tables, lookup};
 use super::{
     append_related, convert_ip, convert_long, copy_nonempty, ed, java_hash_map_order, java_split,
-    mustache, rename, split_command_line, Doc, Value, ED,
+    mustache, rename, split_command_line, time_created_date, Doc, Value, ED,
 };
-use crate::ingest::time::{format_millis, parse_timestamp};
+use crate::ingest::time::format_millis;
 
 /// Why the pipeline stopped: the message Elasticsearch appends to `error.message`.
 struct Failure(String);
@@ -104,20 +104,7 @@ fn remove_empty_event_data(doc: &mut Doc, zero_guid: bool) {
 /// `@timestamp` from Sysmon's `UtcTime` (`yyyy-MM-dd HH:mm:ss.SSS`, UTC; a bad one is
 /// ignored).
 fn times(doc: &mut Doc) -> Step {
-    if let Some(created) = doc.get("winlog.time_created").cloned() {
-        match parse_timestamp(&created) {
-            Some(us) => doc.set_str("event.created", format_millis(us)),
-            None => {
-                doc.remove("winlog.time_created");
-                doc.append_unique("error.message", Value::Str("fail-time_created_date".into()));
-                return Err(Failure(format!(
-                    "Processor date with tag time_created_date failed with message: \
-                     unable to parse date [{}]",
-                    created.to_text().unwrap_or_default()
-                )));
-            }
-        }
-    }
+    time_created_date(doc, "event.created").map_err(Failure)?;
     if let Some(us) = doc.get_str(&ed("UtcTime")).and_then(sysmon_utc_time) {
         doc.set_str("@timestamp", format_millis(us));
     }
