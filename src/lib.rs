@@ -49,9 +49,9 @@
 //!   version diffs, ground truth, false-positive clusters, HTML report), on one pass.
 //! - [`state`]: incremental, resumable hunts over growing datasets: a pass per chunk of
 //!   changed files, state record and segments read through the store.
-//! - [`gen`]: realistic PowerShell telemetry with ground truth, through the same pipeline
-//!   and writer as `convert`: a driver over `world` (which events each unit is), `events`
-//!   (their shapes) and `output`.
+//! - [`gen`]: realistic Windows telemetry (PowerShell, Sysmon, Security, System) with ground
+//!   truth, through the same pipelines and writer as `convert`: a driver over `world` (which
+//!   events each unit is), `events` and `windows` (their shapes) and `output`.
 //! - [`store`]: where the bytes a hunt reads come from (parts, manifests, state): a
 //!   directory of memory-mapped files today. Knows no file format.
 //! - [`lock`]: the advisory lock shared by datasets, hit tables and hunt states.

@@ -126,9 +126,33 @@ fn compare_pairs(
     known: &[KnownDifference],
     unproduced: &[Unproduced],
 ) -> PairReport {
+    compare_pairs_as(dir, pairs, known, unproduced, false)
+}
+
+/// [`compare_pairs`], with every input event tagged `forwarded` when `forwarded` is set, as
+/// the Agent's forwarded stream tags what it collects (so the forwarded pipeline runs, as in
+/// Elastic's own test of that data stream).
+fn compare_pairs_as(
+    dir: &Path,
+    pairs: &[&str],
+    known: &[KnownDifference],
+    unproduced: &[Unproduced],
+    forwarded: bool,
+) -> PairReport {
     let mut report = PairReport::default();
+    let inputs = util::temp_dir();
     for name in pairs {
-        let input = dir.join(name);
+        let mut input = dir.join(name);
+        if forwarded {
+            let mut events: Value =
+                serde_json::from_str(&std::fs::read_to_string(&input).expect("input"))
+                    .expect("input json");
+            for e in events["events"].as_array_mut().expect("events") {
+                e["tags"] = serde_json::json!(["forwarded"]);
+            }
+            input = inputs.path().join(name);
+            std::fs::write(&input, events.to_string()).expect("write tagged input");
+        }
         let expected: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join(format!("{name}-expected.json")))
                 .expect("expected file"),
@@ -138,6 +162,12 @@ fn compare_pairs(
         let out = tmp.path().join("ds");
         util::convert_default(&[input], &out).expect("convert");
         let rows = util::read_rows(&out);
+        if forwarded {
+            for r in &rows {
+                assert_eq!(r["_index"], "logs-windows.forwarded-default", "{r:?}");
+                assert!(!r.contains_key("host.id"), "{r:?}");
+            }
+        }
         for exp in expected["expected"].as_array().expect("expected array") {
             let mut want = Row::new();
             flatten("", exp, &mut want);
@@ -264,11 +294,12 @@ fn forwarded_powershell_events_match_elastic_expected_output() {
         why: "the PowerShell mapping is not pinned to one pipeline revision, so quarry \
               claims no ECS version for these events",
     }];
-    let report = compare_pairs(
+    let report = compare_pairs_as(
         &dir,
         &["test-powershell-operational-events.json"],
         &[],
         &unproduced,
+        true,
     );
     assert_eq!(report.documents, 6);
     assert_explained(&report, &[], &unproduced);
@@ -613,7 +644,7 @@ fn forwarded_security_events_match_elastic_expected_output() {
         "test-security-windows2016-logoff.json",
     ]);
     known.extend(FORWARDED_KNOWN.iter().map(|k| KnownDifference { ..*k }));
-    let report = compare_pairs(
+    let report = compare_pairs_as(
         &dir,
         &[
             "test-security-5136-objectdn-escaped-comma.json",
@@ -623,6 +654,7 @@ fn forwarded_security_events_match_elastic_expected_output() {
         ],
         &known,
         FORWARDED_UNPRODUCED,
+        true,
     );
     assert_eq!(report.documents, 5, "every input event has its document");
     assert_explained(&report, &known, FORWARDED_UNPRODUCED);

@@ -2,22 +2,22 @@
 //!
 //! Every reader turns its events into the shape Winlogbeat/Elastic Agent ships
 //! (`winlog.channel`, `winlog.event_id`, `winlog.event_data.*`, ...). [`apply`] then adds the
-//! fields the shipper itself sets ([`common`]: `event.code`, `event.provider`, `host.*`,
+//! fields the shipper itself sets (`common`: `event.code`, `event.provider`, `host.*`,
 //! ...) and runs the pipeline of the channel's data stream:
 //!
 //! | channel | data stream | module |
 //! |---|---|---|
-//! | `Microsoft-Windows-PowerShell/Operational` | `windows.powershell_operational` | [`powershell`] |
-//! | `Windows PowerShell` | `windows.powershell` | [`powershell`] |
-//! | `Microsoft-Windows-Sysmon/Operational` | `windows.sysmon_operational` | [`sysmon`] |
-//! | `Security` | `system.security` | [`security`] |
-//! | `Microsoft-Windows-Windows Defender/Operational` | `windows.windows_defender` | [`defender`] |
+//! | `Microsoft-Windows-PowerShell/Operational` | `windows.powershell_operational` | `powershell` |
+//! | `Windows PowerShell` | `windows.powershell` | `powershell` |
+//! | `Microsoft-Windows-Sysmon/Operational` | `windows.sysmon_operational` | `sysmon` |
+//! | `Security` | `system.security` | `security` |
+//! | `Microsoft-Windows-Windows Defender/Operational` | `windows.windows_defender` | `defender` |
 //! | `System`, `Application` | `system.system`, `system.application` | (ECS version only) |
 //! | any, collected by Windows Event Forwarding | `windows.forwarded` | the channel's, by exact name |
 //!
 //! The shipper's own fields follow Winlogbeat: `host.name` is the event's computer name, and
 //! `host.id`, which the Agent reads from the collecting machine, is synthesised per host name
-//! (see [`synthesise_host_id`]) except on forwarded events, to which the Agent adds no host
+//! (see `synthesise_host_id`) except on forwarded events, to which the Agent adds no host
 //! fields.
 //!
 //! The PowerShell mapping never overwrites a field the document has, so an export Elastic
