@@ -533,16 +533,7 @@ fn windows_activity_is_mapped_as_the_pipelines_would() {
     }
     let distinct_ids: std::collections::BTreeSet<&String> = host_ids.values().collect();
     assert_eq!(distinct_ids.len(), host_ids.len(), "one host.id per host");
-    for t in [
-        "office-macro",
-        "discovery-burst",
-        "lsass-minidump",
-        "password-spray",
-        "psexec-service",
-        "schtask-persistence",
-        "sam-hive-copy",
-        "security-log-cleared",
-    ] {
-        assert!(techniques.contains_key(t), "{t} missing: {techniques:?}");
+    for t in gen::windows::TECHNIQUES {
+        assert!(techniques.contains_key(*t), "{t} missing: {techniques:?}");
     }
 }

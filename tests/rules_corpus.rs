@@ -319,3 +319,47 @@ fn bad_rule_input_is_reported_with_its_place() {
     );
     assert!(err.contains('^'), "{err}");
 }
+
+#[test]
+fn windows_history_runs_query_rules_and_lists_the_rest() {
+    let Some(dir) = rules_dir() else { return };
+    let pack = pack::load(
+        &[dir.join("windows-rules-history.jsonl")],
+        &LoadOptions::default(),
+    )
+    .expect("load");
+    assert_eq!(pack.versions.len(), 9862);
+    let mut by_status = std::collections::BTreeMap::<String, usize>::new();
+    for v in &pack.versions {
+        let key = match &v.status {
+            Status::Ready(_) => {
+                assert_eq!(v.rule.rule_type, "query", "{}", v.rule.key());
+                "ready".to_string()
+            }
+            Status::NotReplayed { rule_type } => format!("type {rule_type}"),
+            Status::Unsupported { language } => format!("language {language}"),
+            // Kibana rejects this version's query too (posh_history_loads_every_version).
+            Status::SyntaxError(_) if v.rule.key() == "cde1bafa-9f01-4f43-a872-605b678968b0@1" => {
+                "KQL syntax error".to_string()
+            }
+            other => format!("{}: {}", v.rule.key(), other.problem()),
+        };
+        *by_status.entry(key).or_default() += 1;
+    }
+    // rules/README.md: 1,280 query KQL versions, 254 new terms, 71 threshold, 69 indicator
+    // match; 7,984 EQL, 198 ES|QL, 6 Lucene.
+    let want: std::collections::BTreeMap<String, usize> = [
+        ("ready", 1279),
+        ("KQL syntax error", 1),
+        ("type new_terms", 254),
+        ("type threshold", 71),
+        ("type threat_match", 69),
+        ("language eql", 7984),
+        ("language esql", 198),
+        ("language lucene", 6),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_string(), n))
+    .collect();
+    assert_eq!(by_status, want);
+}

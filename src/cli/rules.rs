@@ -129,7 +129,7 @@ fn check(pack: &Pack) -> i32 {
     for v in &pack.versions {
         match &v.status {
             Status::Ready { .. } => {}
-            Status::Unsupported { .. } => {
+            Status::Unsupported { .. } | Status::NotReplayed { .. } => {
                 unsupported += 1;
                 eprintln!(
                     "not run: {}: {}: {}",

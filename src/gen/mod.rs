@@ -23,7 +23,7 @@ mod events;
 pub mod fleet;
 mod output;
 pub mod scripts;
-mod windows;
+pub mod windows;
 mod world;
 
 use std::collections::BTreeSet;

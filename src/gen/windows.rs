@@ -38,7 +38,7 @@ const SCM_PROVIDER: (&str, &str) = (
 );
 
 /// The attack techniques campaigns can play, by step name.
-pub(super) const TECHNIQUES: &[&str] = &[
+pub const TECHNIQUES: &[&str] = &[
     "office-macro",
     "discovery-burst",
     "lsass-minidump",

@@ -102,6 +102,13 @@ pub enum Status {
     Unsupported {
         language: String,
     },
+    /// A rule type whose alerts are not the query's hits (threshold, new terms, indicator
+    /// match): the detection engine aggregates, compares with history or joins an indicator
+    /// index, which quarry does not replay yet, so running the query alone would report
+    /// documents Elasticsearch never alerts on. Listed, not run.
+    NotReplayed {
+        rule_type: String,
+    },
     /// The query does not parse under Kibana's grammar: Kibana could not have run it.
     SyntaxError(SyntaxError),
     /// A filter quarry cannot read.
@@ -120,6 +127,10 @@ impl Status {
             Status::Unsupported { language } => {
                 format!("language `{language}` is not supported yet (only kuery runs)")
             }
+            Status::NotReplayed { rule_type } => format!(
+                "rule type `{rule_type}` is not replayed yet (its alerts are not the query's \
+                 hits; only query and eql rules run)"
+            ),
             Status::SyntaxError(e) => format!("KQL syntax error at {e}"),
             Status::BadFilter(e) => format!("filter: {e}"),
         }
@@ -378,11 +389,19 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackError> {
     Ok(())
 }
 
+/// Rule types whose alerts the query's hits alone do not give.
+const NOT_REPLAYED_TYPES: &[&str] = &["threshold", "new_terms", "threat_match"];
+
 /// Parses and reads a version: KQL for kuery rules, filters for all.
 pub fn compile(rule: &RuleVersion) -> Status {
     if rule.language != "kuery" {
         return Status::Unsupported {
             language: rule.language.clone(),
+        };
+    }
+    if NOT_REPLAYED_TYPES.contains(&rule.rule_type.as_str()) {
+        return Status::NotReplayed {
+            rule_type: rule.rule_type.clone(),
         };
     }
     let query = match kql::parse(&rule.query) {
