@@ -258,6 +258,57 @@ fn security_auditing_task_names_agree_with_what_nxlog_rendered() {
     assert!(checked > 1000, "only {checked} events checked");
 }
 
+/// Malformed values leave their field out as the pipelines' `ignore_failure` does, are
+/// counted, and never cost the event.
+#[test]
+fn malformed_values_leave_their_field_out_and_are_counted() {
+    let tmp = util::temp_dir();
+    let input = tmp.path().join("bad-values.ndjson");
+    let base = |code: &str, data: Value| {
+        json!({"@timestamp": "2024-03-01T10:00:00.000Z",
+            "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": code,
+                "provider_name": "Microsoft-Windows-Sysmon", "record_id": 7,
+                "computer_name": "ws1.corp", "event_data": data}})
+    };
+    let events = [
+        base(
+            "3",
+            json!({"UtcTime": "2024-03-01 10:00:00.000", "ProcessGuid": "1234-no-braces",
+                "ProcessId": "x12", "Image": "C:\\a.exe", "SourceIp": "10.0.0.300",
+                "DestinationIp": "10.0.0.5", "DestinationPort": "443", "SourcePort": "abc"}),
+        ),
+        base(
+            "1",
+            json!({"UtcTime": "2024-03-01 10:00:01.000", "Image": "C:\\b.exe",
+                "Hashes": "SHA256", "User": "not a sid\\x", "ProcessId": "8"}),
+        ),
+    ];
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&input, lines.join("\n")).expect("write");
+    let out = tmp.path().join("ds");
+    let report = util::convert_default(&[input], &out).expect("convert");
+    assert_eq!(report.events, 2, "no event is dropped");
+    assert_eq!(report.flags.get("value_not_converted"), Some(&2));
+    let rows = util::read_rows(&out);
+    let net = rows
+        .iter()
+        .find(|r| r["event.code"] == "3")
+        .expect("network event");
+    assert!(!net.contains_key("source.ip"), "{net:?}");
+    assert!(!net.contains_key("source.port"), "{net:?}");
+    assert!(!net.contains_key("process.pid"), "{net:?}");
+    assert_eq!(net["destination.ip"], "10.0.0.5");
+    assert_eq!(net["destination.port"], 443);
+    // The pipeline copies a GUID as it is written, braces or not.
+    assert_eq!(net["process.entity_id"], "1234-no-braces");
+    let start = rows
+        .iter()
+        .find(|r| r["event.code"] == "1")
+        .expect("process event");
+    assert!(!start.contains_key("process.hash.sha256"), "{start:?}");
+    assert_eq!(start["process.pid"], 8);
+}
+
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("read dir") {

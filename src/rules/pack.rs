@@ -102,10 +102,9 @@ pub enum Status {
     Unsupported {
         language: String,
     },
-    /// A rule type whose alerts are not the query's hits (threshold, new terms, indicator
-    /// match): the detection engine aggregates, compares with history or joins an indicator
-    /// index, which quarry does not replay yet, so running the query alone would report
-    /// documents Elasticsearch never alerts on. Listed, not run.
+    /// An indicator-match rule: its alerts are the query's documents that match an entry of
+    /// its threat indices, which a dataset of events does not hold, so running the query alone
+    /// would report documents Elasticsearch never alerts on. Listed, not run.
     NotReplayed {
         rule_type: String,
     },
@@ -128,8 +127,8 @@ impl Status {
                 format!("language `{language}` is not supported yet (only kuery runs)")
             }
             Status::NotReplayed { rule_type } => format!(
-                "rule type `{rule_type}` is not replayed yet (its alerts are not the query's \
-                 hits; only query and eql rules run)"
+                "rule type `{rule_type}` is not run: its alerts join the threat indices it \
+                 names, which the dataset does not hold"
             ),
             Status::SyntaxError(e) => format!("KQL syntax error at {e}"),
             Status::BadFilter(e) => format!("filter: {e}"),
@@ -389,8 +388,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PackError> {
     Ok(())
 }
 
-/// Rule types whose alerts the query's hits alone do not give.
-const NOT_REPLAYED_TYPES: &[&str] = &["threshold", "new_terms", "threat_match"];
+/// Rule types whose alerts need data besides the events (threshold and new-terms rules run:
+/// their hits are the documents the query matches, which the detection engine then counts
+/// or compares with history).
+const NOT_REPLAYED_TYPES: &[&str] = &["threat_match"];
 
 /// Parses and reads a version: KQL for kuery rules, filters for all.
 pub fn compile(rule: &RuleVersion) -> Status {

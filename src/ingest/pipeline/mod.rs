@@ -336,11 +336,24 @@ fn rename(doc: &mut Doc, from: &str, to: &str) -> bool {
     true
 }
 
+/// Flag stored in `quarry.flags` for an event with a value a pipeline's `ignore_failure`
+/// processor could not convert (an address that does not parse, a port that is not a
+/// number, a `Hashes` item without `=`): the field is left out, as in Elasticsearch.
+pub const FLAG_VALUE_NOT_CONVERTED: &str = "value_not_converted";
+
+fn flag_not_converted(doc: &mut Doc) {
+    doc.append_unique("quarry.flags", Value::Str(FLAG_VALUE_NOT_CONVERTED.into()));
+}
+
 /// Elasticsearch's `convert` to `long` into another field: copies, overwriting the target;
 /// a value that is not a (decimal or `0x` hex) integer leaves the target alone.
 fn convert_long(doc: &mut Doc, from: &str, to: &str) {
-    if let Some(v) = doc.get(from).and_then(java_long) {
-        doc.set(to, Value::Int(v));
+    let Some(value) = doc.get(from) else {
+        return;
+    };
+    match java_long(value) {
+        Some(v) => doc.set(to, Value::Int(v)),
+        None => flag_not_converted(doc),
     }
 }
 
@@ -373,9 +386,13 @@ fn java_long(v: &Value) -> Option<i64> {
 /// Elasticsearch's `convert` to `ip` into another field: the text is kept as it was when it
 /// parses as an address, and nothing is set when it does not.
 fn convert_ip(doc: &mut Doc, from: &str, to: &str) {
-    if let Some(s) = doc.get_str(from).filter(|s| network::is_ip(s)) {
-        let s = s.to_string();
+    let Some(s) = doc.get_text(from) else {
+        return;
+    };
+    if network::is_ip(&s) {
         doc.set(to, Value::Str(s));
+    } else {
+        flag_not_converted(doc);
     }
 }
 

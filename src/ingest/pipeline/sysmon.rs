@@ -152,6 +152,7 @@ fn hashes(doc: &mut Doc) -> Option<Vec<(String, String)>> {
     let mut pairs: Vec<(String, Vec<String>)> = Vec::new();
     for piece in java_split(&text, ",") {
         let Some((key, value)) = piece.split_once('=') else {
+            super::flag_not_converted(doc);
             break;
         };
         match pairs.iter_mut().find(|(k, _)| k == key) {
