@@ -2,6 +2,8 @@
 
 // Elastic rule corpora and the shipped pack: parsing, loading, version history.
 mod rules_corpus;
+// EQL: every query of Elastic's EQL corpus and Windows history parsed as Elasticsearch does.
+mod eql_parse;
 // The matching contract as a table of (query, analyzer, document, expected).
 mod semantics;
 // The standard analyzer against Lucene 8 itself (skips without Java and liblucene8-java).

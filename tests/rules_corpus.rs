@@ -338,6 +338,14 @@ fn windows_history_runs_kql_rules_and_lists_the_rest() {
             }
             Status::NotReplayed { rule_type } => format!("type {rule_type}"),
             Status::Unsupported { language } => format!("language {language}"),
+            // Elasticsearch refuses these before searching: the `wildcard()` function of
+            // early EQL versions is gone, and 263481c8@111 compares two fields.
+            Status::EqlError(e)
+                if e.message.starts_with("Unknown function [wildcard]")
+                    || e.message.starts_with("Comparisons against fields") =>
+            {
+                "EQL refused".to_string()
+            }
             // Kibana rejects this version's query too (posh_history_loads_every_version).
             Status::SyntaxError(_) if v.rule.key() == "cde1bafa-9f01-4f43-a872-605b678968b0@1" => {
                 "KQL syntax error".to_string()
@@ -347,13 +355,14 @@ fn windows_history_runs_kql_rules_and_lists_the_rest() {
         *by_status.entry(key).or_default() += 1;
     }
     // rules/README.md: 1,280 query KQL versions, 254 new terms and 71 threshold (run: their
-    // hits are the query's documents), 69 indicator match (not run); 7,984 EQL, 198 ES|QL,
-    // 6 Lucene.
+    // hits are the query's documents), 69 indicator match (not run); 7,984 EQL (parsed and
+    // checked, not run yet), 198 ES|QL, 6 Lucene.
     let want: std::collections::BTreeMap<String, usize> = [
         ("ready", 1279 + 254 + 71),
         ("KQL syntax error", 1),
         ("type threat_match", 69),
-        ("language eql", 7984),
+        ("language eql", 7984 - 25),
+        ("EQL refused", 25),
         ("language esql", 198),
         ("language lucene", 6),
     ]

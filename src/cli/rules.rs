@@ -8,6 +8,7 @@ use clap::Subcommand;
 use quarry::cond::analyzer::Analyzer;
 use quarry::cond::fields::{FieldType, FieldTypes};
 use quarry::rules::dsl::Filter;
+use quarry::rules::eql;
 use quarry::rules::kql::{Literal, Query};
 use quarry::rules::pack::{self, Compiled, LoadOptions, LoadedVersion, Pack, ParsedQuery, Status};
 
@@ -145,6 +146,13 @@ fn check(pack: &Pack) -> i32 {
                     eprintln!("    {line}");
                 }
             }
+            Status::EqlError(e) => {
+                failed += 1;
+                eprintln!("error: {}: rule {}: EQL {e}", v.rule.source, v.rule.key());
+                for line in e.caret().lines() {
+                    eprintln!("    {line}");
+                }
+            }
             Status::BadFilter(_) => {
                 failed += 1;
                 eprintln!(
@@ -197,6 +205,18 @@ fn show(v: &LoadedVersion) {
         }) => (query, filters),
         other => {
             println!("status     cannot run: {}", other.problem());
+            if let Some(q) = (r.language == "eql")
+                .then(|| eql::parse(&r.query).ok())
+                .flatten()
+            {
+                println!("query      {}", q.to_eql());
+                let fields: Vec<String> = q
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}{}", if f.optional { "?" } else { "" }, f.path))
+                    .collect();
+                println!("fields     {}", fields.join(", "));
+            }
             println!("query (as written)\n{}", r.query);
             return;
         }

@@ -108,6 +108,9 @@ pub enum Status {
     NotReplayed {
         rule_type: String,
     },
+    /// The EQL query does not parse, or Elasticsearch refuses it before searching (an unknown
+    /// function, a comparison of two fields): it could not have run.
+    EqlError(crate::rules::eql::SyntaxError),
     /// The query does not parse under Kibana's grammar: Kibana could not have run it.
     SyntaxError(SyntaxError),
     /// A filter quarry cannot read.
@@ -130,6 +133,7 @@ impl Status {
                 "rule type `{rule_type}` is not run: its alerts join the threat indices it \
                  names, which the dataset does not hold"
             ),
+            Status::EqlError(e) => format!("EQL: {e}"),
             Status::SyntaxError(e) => format!("KQL syntax error at {e}"),
             Status::BadFilter(e) => format!("filter: {e}"),
         }
@@ -395,6 +399,14 @@ const NOT_REPLAYED_TYPES: &[&str] = &["threat_match"];
 
 /// Parses and reads a version: KQL for kuery rules, filters for all.
 pub fn compile(rule: &RuleVersion) -> Status {
+    if rule.language == "eql" {
+        // Parsed and checked now; EQL versions do not run yet.
+        let checked = crate::rules::eql::parse(&rule.query)
+            .and_then(|q| crate::rules::eql::check(&q, &rule.query));
+        if let Err(e) = checked {
+            return Status::EqlError(e);
+        }
+    }
     if rule.language != "kuery" {
         return Status::Unsupported {
             language: rule.language.clone(),
