@@ -40,6 +40,9 @@
 //!   file), `values` (Arrow values as text), `memo` (text results per distinct value),
 //!   `logic` (two- and three-valued programs), `script` (script summaries), `error`. Knows no
 //!   rule language and opens no path.
+//! - [`sequence`]: EQL sequences joined from the events each step matched, as
+//!   Elasticsearch's sequence matcher joins them (keys, order, maxspan, until, missing
+//!   events). Reads no data.
 //! - [`sink`]: the hit table's rows, triage fields, schema and writers, `spool` (hits sorted
 //!   on disk past a memory budget) and `error`. Knows no rules or Parquet reading.
 //! - [`hunt`]: the driver: a `Session` (packs loaded, versions selected, manifests read,
@@ -67,6 +70,7 @@ pub mod lock;
 pub mod plan;
 pub mod rules;
 pub mod scan;
+pub mod sequence;
 pub mod sink;
 pub mod state;
 pub mod store;
