@@ -19,7 +19,10 @@
 //!   unless it lies more than `maxspan` away (`TumblingWindow`'s acceptance rule; these
 //!   checks compare milliseconds only).
 //!
-//! Complete sequences come out ordered by their first event.
+//! Complete sequences come out ordered by their first event. Keys are the caller's to make:
+//! a multi-valued key field gives the event once per combination of values, and an event
+//! whose non-optional key field is null joins nothing (so it is not given here), as in
+//! Elasticsearch.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
