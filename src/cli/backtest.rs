@@ -68,9 +68,7 @@ pub fn run(args: BacktestArgs, cancel: &AtomicBool) -> i32 {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
+    super::print_warnings(&report.warnings);
     for f in &report.failures {
         eprintln!("error: {f}");
     }

@@ -204,9 +204,7 @@ pub fn run(args: HuntArgs, cancel: &AtomicBool) -> i32 {
         eprintln!("quarry: cannot write the hit table: {e}");
         return 3;
     }
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
+    super::print_warnings(&report.warnings);
     for f in &report.failures {
         eprintln!("error: {f}");
     }

@@ -313,3 +313,78 @@ fn print_summary(report: &ConvertReport, out: &std::path::Path, secs: f64) {
         out.display()
     );
 }
+
+/// Prints a run's warnings. Versions that will not run, or cannot fire, for the same reason
+/// are summarised once a reason covers more than a few of them (hunting Elastic's whole
+/// history lists thousands): the count, the reason and the first versions.
+pub(crate) fn print_warnings(warnings: &[String]) {
+    for line in warning_lines(warnings) {
+        eprintln!("warning: {line}");
+    }
+}
+
+fn warning_lines(warnings: &[String]) -> Vec<String> {
+    const LISTED: usize = 3;
+    let mut lines = Vec::new();
+    let mut groups: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+    for w in warnings {
+        let Some((version, reason)) = version_and_reason(w) else {
+            lines.push(w.clone());
+            continue;
+        };
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, members)) => members.push((version, w)),
+            None => groups.push((reason, vec![(version, w)])),
+        }
+    }
+    for (reason, members) in groups {
+        if members.len() <= LISTED {
+            lines.extend(members.iter().map(|(_, w)| w.to_string()));
+            continue;
+        }
+        let first: Vec<&str> = members.iter().take(LISTED).map(|(v, _)| *v).collect();
+        lines.push(format!(
+            "{} versions {reason}: {} and {} more",
+            members.len(),
+            first.join(", "),
+            members.len() - LISTED
+        ));
+    }
+    lines
+}
+
+/// `ID@V (name) will not run: why` and `ID@V (name) cannot fire on D: why` as the version
+/// and the reason (`will not run: why`, `cannot fire on D: why`).
+fn version_and_reason(warning: &str) -> Option<(&str, &str)> {
+    let (version, _) = warning.split_once(' ')?;
+    let at = [" will not run: ", " cannot fire on "]
+        .iter()
+        .filter_map(|p| warning.find(p))
+        .min()?;
+    Some((version, &warning[at + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::warning_lines;
+
+    #[test]
+    fn warnings_of_one_reason_are_summarised_past_three_versions() {
+        let mut warnings: Vec<String> = (1..=5)
+            .map(|v| {
+                format!("r@{v} (EQL rule (old)) will not run: language `eql` is not supported yet")
+            })
+            .collect();
+        warnings.push("a@1 (A) cannot fire on ds: field `x` is absent".into());
+        warnings.push("rule pack: bad.toml: invalid".into());
+        assert_eq!(
+            warning_lines(&warnings),
+            vec![
+                "rule pack: bad.toml: invalid".to_string(),
+                "5 versions will not run: language `eql` is not supported yet: r@1, r@2, r@3 and 2 more"
+                    .to_string(),
+                "a@1 (A) cannot fire on ds: field `x` is absent".to_string(),
+            ]
+        );
+    }
+}
