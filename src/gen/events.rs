@@ -239,7 +239,7 @@ impl World<'_> {
     }
 }
 
-fn ed(doc: &mut Doc, name: &str, value: &str) {
+pub(super) fn ed(doc: &mut Doc, name: &str, value: &str) {
     doc.set_str(format!("winlog.event_data.{name}"), value);
 }
 
@@ -254,10 +254,7 @@ fn base_event(
     pid: i64,
 ) -> Doc {
     let mut doc = Doc::new();
-    let time = chrono::DateTime::from_timestamp_micros(ts)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default();
-    doc.set_str("@timestamp", time);
+    doc.set_str("@timestamp", crate::ingest::format_millis(ts));
     doc.set_str("agent.type", "winlogbeat");
     doc.set_str("agent.version", "8.12.2");
     doc.set_str("host.name", host.name.clone());

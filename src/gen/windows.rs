@@ -15,8 +15,9 @@
 //! copy and a cleared Security log.
 
 use crate::ingest::doc::{Doc, Value};
-use crate::ingest::pipeline;
+use crate::ingest::{format_millis, pipeline};
 
+use super::events::ed;
 use super::fleet::{Host, Rng, Role, User};
 use super::world::{Generated, World};
 
@@ -361,9 +362,7 @@ impl<'h> Timeline<'h> {
     ) -> &mut Doc {
         self.ts += gap_ms * 1000;
         let mut doc = Doc::new();
-        let time = chrono::DateTime::from_timestamp_micros(self.ts)
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-            .unwrap_or_default();
+        let time = format_millis(self.ts);
         doc.set_str("@timestamp", time.clone());
         doc.set_str("winlog.time_created", time);
         doc.set_str("agent.type", "winlogbeat");
@@ -451,12 +450,8 @@ fn audit(doc: &mut Doc, success: bool) {
     doc.set_str("event.outcome", outcome);
 }
 
-fn ed(doc: &mut Doc, name: &str, value: &str) {
-    doc.set_str(format!("winlog.event_data.{name}"), value);
-}
-
 /// Sysmon's `UtcTime`: `yyyy-MM-dd HH:mm:ss.SSS` in UTC.
-pub(super) fn sysmon_utc_time(us: i64) -> String {
+fn sysmon_utc_time(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
         .unwrap_or_default()

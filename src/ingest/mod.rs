@@ -56,7 +56,7 @@ pub use options::{
     ConvertOptions, ConvertProgress, ConvertReport, InputReport, MappingProfile, NoProgress,
 };
 pub use pipeline::{DataStream, FLAG_HOST_ID_SYNTHESISED};
-pub use time::{format_micros, now_rfc3339, parse_timestamp};
+pub use time::{format_micros, format_millis, now_rfc3339, parse_timestamp};
 /// Converts `inputs` (files or directories) into the dataset at `out`, adding to it if it
 /// exists. Inputs whose content was converted before are skipped.
 pub fn convert(

@@ -23,15 +23,16 @@
 //! `process.parent.command_line`, `process.executable` (`process.name` for event 1126) and
 //! `process.name`.
 
-use super::{ed, java_split, mustache, time_created_date, Doc, Value};
+use super::{
+    copy_nonempty, copy_nonempty_default, ed, java_split, last_segment, mustache,
+    record_pipeline_error, strings, time_created_date, Doc, Value,
+};
 
 /// The channel's agent-stream script and the ingest pipeline.
 pub(super) fn apply(doc: &mut Doc) {
     underscore_event_data_keys(doc);
     if let Err(message) = pipeline(doc) {
-        doc.set_str("event.kind", "pipeline_error");
-        doc.append_unique("error.message", Value::Str(message));
-        doc.append_unique("quarry.flags", Value::Str("pipeline_error".into()));
+        record_pipeline_error(doc, message);
     }
 }
 
@@ -62,9 +63,9 @@ fn pipeline(doc: &mut Doc) -> Result<(), String> {
     if doc.get_str(&ed("Error_Description")) == Some("The operation completed successfully. ") {
         doc.set_str("event.outcome", "success");
     }
-    copy_nonempty_default(doc, &ed("FWLink"), "event.reference", true);
+    copy_nonempty(doc, &ed("FWLink"), "event.reference");
     event_type(doc, &code);
-    copy_nonempty_default(doc, &ed("Destination"), "destination.domain", false);
+    copy_nonempty_default(doc, &ed("Destination"), "destination.domain");
     if let Some(id) = doc.get("winlog.record_id").and_then(Value::to_text) {
         doc.set_str("winlog.record_id", id);
     }
@@ -97,9 +98,9 @@ fn categorise(doc: &mut Doc, code: &str) {
         _ => None,
     };
     if let Some(category) = category {
-        doc.set("event.category", strings(&[category]));
+        doc.set("event.category", strings([category]));
     } else if !doc.contains("event.category") {
-        doc.set("event.category", strings(&["process"]));
+        doc.set("event.category", strings(["process"]));
     }
 }
 
@@ -111,10 +112,10 @@ fn event_type(doc: &mut Doc, code: &str) {
     };
     let has = |name: &str| categories.iter().any(|c| c.as_str() == Some(name));
     if code == "5007" && has("configuration") {
-        doc.set("event.type", strings(&["change"]));
+        doc.set("event.type", strings(["change"]));
     }
     if !doc.contains("event.type") && ["malware", "file", "process"].iter().any(|c| has(c)) {
-        doc.set("event.type", strings(&["info"]));
+        doc.set("event.type", strings(["info"]));
     }
 }
 
@@ -146,11 +147,11 @@ fn file(doc: &mut Doc) -> Result<(), String> {
             doc.set_str("file.path", strip_through_last_marker(&path));
         }
     }
-    copy_nonempty_default(doc, &ed("Path"), "file.path", false);
-    copy_nonempty_default(doc, &ed("Filename"), "file.path", false);
+    copy_nonempty_default(doc, &ed("Path"), "file.path");
+    copy_nonempty_default(doc, &ed("Filename"), "file.path");
     if !doc.contains("file.name") {
         if let Some(path) = doc.get_text("file.path") {
-            doc.set_str("file.name", after_last_backslash(&path));
+            doc.set_str("file.name", last_segment(&path));
         }
     }
     if let Some(name) = doc.get_text("file.name") {
@@ -164,7 +165,7 @@ fn file(doc: &mut Doc) -> Result<(), String> {
         }
     }
     if doc.get_str(&ed("Sha256")) != Some("-") {
-        copy_nonempty_default(doc, &ed("Sha256"), "file.hash.sha256", false);
+        copy_nonempty_default(doc, &ed("Sha256"), "file.hash.sha256");
     }
     Ok(())
 }
@@ -186,7 +187,7 @@ fn process(doc: &mut Doc, code: &str) {
     }
     if !doc.contains("process.name") {
         if let Some(exe) = doc.get_text("process.executable") {
-            doc.set_str("process.name", after_last_backslash(&exe));
+            doc.set_str("process.name", last_segment(&exe));
         }
     }
 }
@@ -201,25 +202,6 @@ fn strip_through_last_marker(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The grok `([^\\]*$)`: the text after the last backslash.
-fn after_last_backslash(text: &str) -> &str {
-    text.rsplit('\\').next().unwrap_or(text)
-}
-
-/// A `set` with `copy_from` and `ignore_empty_value` (`override` as given).
-fn copy_nonempty_default(doc: &mut Doc, from: &str, to: &str, overwrite: bool) {
-    if !overwrite && doc.contains(to) {
-        return;
-    }
-    if let Some(v) = doc.get(from).filter(|v| !v.is_empty_text()).cloned() {
-        doc.set(to, v);
-    }
-}
-
-fn strings(items: &[&str]) -> Value {
-    Value::List(items.iter().map(|s| Value::Str((*s).into())).collect())
 }
 
 #[cfg(test)]
@@ -252,8 +234,8 @@ mod tests {
             Some("2024-06-21T01:21:15.227Z")
         );
         assert_eq!(text("event.action").as_deref(), Some("malware-quarantined"));
-        assert_eq!(d.get("event.category"), Some(&strings(&["malware"])));
-        assert_eq!(d.get("event.type"), Some(&strings(&["info"])));
+        assert_eq!(d.get("event.category"), Some(&strings(["malware"])));
+        assert_eq!(d.get("event.type"), Some(&strings(["info"])));
         assert_eq!(text("event.outcome").as_deref(), Some("success"));
         assert_eq!(
             text("file.path").as_deref(),
@@ -278,11 +260,11 @@ mod tests {
             d
         };
         let d = run("5007", json!({"New_Value": "HKLM\\SOFTWARE\\x = 0x1"}));
-        assert_eq!(d.get("event.type"), Some(&strings(&["change"])));
-        assert_eq!(d.get("event.category"), Some(&strings(&["configuration"])));
+        assert_eq!(d.get("event.type"), Some(&strings(["change"])));
+        assert_eq!(d.get("event.category"), Some(&strings(["configuration"])));
         let d = run("2000", json!({"User": "SYSTEM"}));
         assert_eq!(d.get_str("event.action"), Some("antivirus-updated"));
-        assert_eq!(d.get("event.category"), Some(&strings(&["process"])));
+        assert_eq!(d.get("event.category"), Some(&strings(["process"])));
         assert!(!d.contains("user.name"), "a one-part User sets no user");
         let d = run(
             "1126",

@@ -403,6 +403,32 @@ fn copy_nonempty(doc: &mut Doc, from: &str, to: &str) {
     }
 }
 
+/// [`copy_nonempty`] with `override: false`: a target that exists is kept.
+fn copy_nonempty_default(doc: &mut Doc, from: &str, to: &str) {
+    if !doc.contains(to) {
+        copy_nonempty(doc, from, to);
+    }
+}
+
+/// A list of keyword values, as the pipelines' `set` of an array writes it.
+fn strings(items: impl IntoIterator<Item = impl Into<String>>) -> Value {
+    Value::List(items.into_iter().map(|s| Value::Str(s.into())).collect())
+}
+
+/// The last `\` segment of a path (the whole text when it has none), as the pipelines'
+/// `([^\\]*$)` groks take a name from a path.
+fn last_segment(path: &str) -> &str {
+    path.rsplit('\\').next().unwrap_or(path)
+}
+
+/// A pipeline's `on_failure`: the event is kept, marked `event.kind: pipeline_error`, with
+/// the failure in `error.message`, and counted (`pipeline_error` in `quarry.flags`).
+fn record_pipeline_error(doc: &mut Doc, message: String) {
+    doc.set_str("event.kind", "pipeline_error");
+    doc.append_unique("error.message", Value::Str(message));
+    doc.append_unique("quarry.flags", Value::Str("pipeline_error".into()));
+}
+
 /// A `{{field}}` mustache template as Elasticsearch renders it in ingest: JSON string
 /// escaping (`\` → `\\`, `"` → `\"`, control characters as escapes).
 fn mustache(text: &str) -> String {

@@ -17,7 +17,10 @@
 //! [`super::security_tables`].
 
 use super::security_tables as t;
-use super::{ed, java_hash_map_order, mustache, time_created_date, Doc, Value};
+use super::{
+    ed, java_hash_map_order, last_segment, mustache, record_pipeline_error, strings,
+    time_created_date, Doc, Value,
+};
 
 /// Why the mapping stopped.
 struct Failure(String);
@@ -66,9 +69,7 @@ fn router_tail(doc: &mut Doc) {
         doc.set_str("log.level", level);
     }
     if let Err(message) = time_created_date(doc, "@timestamp") {
-        doc.set_str("event.kind", "pipeline_error");
-        doc.append_unique("error.message", Value::Str(message));
-        doc.append_unique("quarry.flags", Value::Str("pipeline_error".into()));
+        record_pipeline_error(doc, message);
         return;
     }
     if let Some(code) = doc.get("error.code").and_then(Value::to_text) {
@@ -206,17 +207,8 @@ fn lookup(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
         .map(|i| table[i].1)
 }
 
-fn strings(items: impl IntoIterator<Item = impl Into<String>>) -> Value {
-    Value::List(items.into_iter().map(|s| Value::Str(s.into())).collect())
-}
-
 fn add_related_user(doc: &mut Doc, name: &str) {
     doc.append_unique("related.user", Value::Str(name.to_string()));
-}
-
-/// The last `\` segment of a path (the whole text when it has none).
-fn last_segment(path: &str) -> &str {
-    path.rsplit('\\').next().unwrap_or(path)
 }
 
 /// Section A of the mapping: categorisation and the code tables.

@@ -16,7 +16,8 @@ use super::network::{self, DomainParts};
 use super::sysmon_tables::{self as tables, lookup};
 use super::{
     append_related, convert_ip, convert_long, copy_nonempty, ed, java_hash_map_order, java_split,
-    mustache, rename, split_command_line, time_created_date, Doc, Value, ED,
+    mustache, record_pipeline_error, rename, split_command_line, strings, time_created_date, Doc,
+    Value, ED,
 };
 use crate::ingest::time::format_millis;
 
@@ -28,9 +29,7 @@ type Step = Result<(), Failure>;
 /// Runs the pipeline; a failure is recorded as Elasticsearch's pipeline `on_failure` does.
 pub(super) fn apply(doc: &mut Doc) {
     if let Err(Failure(message)) = run(doc) {
-        doc.set_str("event.kind", "pipeline_error");
-        doc.append_unique("error.message", Value::Str(message));
-        doc.append_unique("quarry.flags", Value::Str("pipeline_error".into()));
+        record_pipeline_error(doc, message);
     }
 }
 
@@ -134,12 +133,10 @@ fn categorise(doc: &mut Doc, code: &str) {
     let Some((_, category, kind, action)) = tables::CATEGORIES.iter().find(|r| r.0 == code) else {
         return;
     };
-    let list =
-        |items: &[&str]| Value::List(items.iter().map(|s| Value::Str(s.to_string())).collect());
     if !category.is_empty() {
-        doc.set("event.category", list(category));
+        doc.set("event.category", strings(category.iter().copied()));
     }
-    doc.set("event.type", list(kind));
+    doc.set("event.type", strings(kind.iter().copied()));
     doc.set_str("event.action", *action);
 }
 

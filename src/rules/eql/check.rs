@@ -5,7 +5,7 @@
 //! comparison is translated; a literal on the left is moved to the right first). Whether a
 //! field is mapped depends on the data searched and is decided when the query is compiled.
 
-use super::{Body, Expr, Pos, Query, Step, SyntaxError};
+use super::{Expr, Pos, Query, SyntaxError};
 
 /// A function of Elasticsearch's EQL: its lower-case name, the argument counts it accepts,
 /// the message for another count, and whether it has a `~` (case-insensitive) form.
@@ -85,26 +85,7 @@ pub fn check(query: &Query, source: &str) -> Result<(), SyntaxError> {
 }
 
 fn checked(query: &Query) -> Result<(), SyntaxError> {
-    let steps = |s: &[Step]| -> Vec<Expr> {
-        s.iter()
-            .flat_map(|st| std::iter::once(st.filter.condition.clone()).chain(st.by.clone()))
-            .collect()
-    };
-    let exprs: Vec<Expr> = match &query.body {
-        Body::Event(f) => vec![f.condition.clone()],
-        Body::Sequence(s) => {
-            let mut all = s.by.clone();
-            all.extend(steps(&s.steps));
-            all.extend(steps(s.until.as_slice()));
-            all
-        }
-        Body::Sample(s) => {
-            let mut all = s.by.clone();
-            all.extend(steps(&s.steps));
-            all
-        }
-    };
-    exprs.iter().try_for_each(expr)
+    query.expressions().into_iter().try_for_each(expr)
 }
 
 fn expr(e: &Expr) -> Result<(), SyntaxError> {

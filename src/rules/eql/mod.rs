@@ -295,7 +295,7 @@ impl Query {
     }
 
     /// The top-level expressions: conditions and join keys.
-    fn expressions(&self) -> Vec<&Expr> {
+    pub(super) fn expressions(&self) -> Vec<&Expr> {
         fn step_exprs(s: &Step) -> Vec<&Expr> {
             std::iter::once(&s.filter.condition)
                 .chain(s.by.iter())

@@ -236,21 +236,8 @@ impl<'a> Parser<'a> {
         };
         let has_until = until_term.is_some();
         let mut steps: Vec<Step> = Vec::new();
-        let mut keys = None;
         for (at, step, runs) in terms.into_iter().chain(until_term) {
-            let n = step.by.len();
-            match keys {
-                None => keys = Some(n),
-                Some(k) if k != n => {
-                    return Err(self.builder_error_at(
-                        &at,
-                        format!(
-                            "Inconsistent number of join keys specified; expected [{k}] but found [{n}]"
-                        ),
-                    ))
-                }
-                Some(_) => {}
-            }
+            self.same_key_count(&at, steps.first(), &step)?;
             for _ in 0..runs {
                 steps.push(step.clone());
             }
@@ -356,18 +343,7 @@ impl<'a> Parser<'a> {
         while self.is("[") || self.is("![") {
             let at = self.peek().clone();
             let step = self.subquery()?;
-            if let Some(first) = steps.first() {
-                if first.by.len() != step.by.len() {
-                    return Err(self.builder_error_at(
-                        &at,
-                        format!(
-                            "Inconsistent number of join keys specified; expected [{}] but found [{}]",
-                            first.by.len(),
-                            step.by.len()
-                        ),
-                    ));
-                }
-            }
+            self.same_key_count(&at, steps.first(), &step)?;
             let names: Vec<String> = by
                 .iter()
                 .chain(step.by.iter())
@@ -420,6 +396,21 @@ impl<'a> Parser<'a> {
             ));
         }
         Ok(Sample { by, steps })
+    }
+
+    /// Every step of a sequence or sample names as many keys as the first one.
+    fn same_key_count(&self, at: &Token, first: Option<&Step>, step: &Step) -> Parsed<()> {
+        match first {
+            Some(first) if first.by.len() != step.by.len() => Err(self.builder_error_at(
+                at,
+                format!(
+                    "Inconsistent number of join keys specified; expected [{}] but found [{}]",
+                    first.by.len(),
+                    step.by.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// `by k, ...`: each key a field (Elasticsearch's message names none).
