@@ -14,8 +14,8 @@ use quarry::rules::pack::{self, LoadOptions};
 use quarry::scan::TimeRange;
 
 use super::reference::{self, assert_same, HitKey};
-use super::util;
 use super::util::repo;
+use super::util::{self, Rng};
 
 /// The reference's hits of every runnable version of `packs` on `dataset`.
 fn reference_hits(
@@ -92,28 +92,6 @@ fn a_time_range_gives_exactly_the_unpruned_hits_in_that_range() {
         "{:?}",
         report.warnings
     );
-}
-
-/// SplitMix64: the generated cases are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
 }
 
 /// Words of scripts and rules alike: token boundaries inside and around them differ

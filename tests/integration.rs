@@ -4,6 +4,8 @@
 mod rules_corpus;
 // EQL: every query of Elastic's EQL corpus and Windows history parsed as Elasticsearch does.
 mod eql_parse;
+// EQL event queries: the fast path against the EQL reference on random queries and data.
+mod eql_hunt;
 // The matching contract as a table of (query, analyzer, document, expected).
 mod semantics;
 // The standard analyzer against Lucene 8 itself (skips without Java and liblucene8-java).

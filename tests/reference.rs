@@ -1,7 +1,8 @@
 //! The reference evaluator's hits on a whole dataset, for the tests and the hunt benchmark
 //! alike: every row of every part the manifest lists, read with the plain Arrow JSON writer
-//! (independent of the scanner's decoding), matched by `quarry::cond::eval` against each
-//! runnable version.
+//! (independent of the scanner's decoding), matched against each runnable version by
+//! `quarry::cond::eval` (KQL) or `quarry::rules::eql::reference` (EQL, over the fields the
+//! parts hold values for).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,7 +10,9 @@ use std::path::Path;
 use quarry::cond::eval::{self, Document};
 use quarry::cond::fields::FieldTypes;
 use quarry::cond::Cond;
-use quarry::rules::pack::{Pack, Status};
+use quarry::rules::dsl;
+use quarry::rules::eql::{self, EventFilter};
+use quarry::rules::pack::{Pack, ParsedQuery, Status};
 use quarry::scan::TimeRange;
 use rayon::prelude::*;
 
@@ -30,6 +33,15 @@ pub fn reference_hits(
     reference_hits_in(pack, dataset, &parts, types, range)
 }
 
+/// How the reference reads one version.
+enum Reading<'a> {
+    /// KQL (and Query-DSL filters): the lowered condition, evaluated by `cond::eval`.
+    Cond(&'a Cond),
+    /// EQL: the event filter read by the EQL reference over the fields the dataset maps,
+    /// and the rule's Query-DSL filters.
+    Eql(&'a EventFilter, Cond),
+}
+
 /// The reference's hits on the named parts of `dataset` alone.
 pub fn reference_hits_in(
     pack: &Pack,
@@ -38,7 +50,7 @@ pub fn reference_hits_in(
     types: &FieldTypes,
     range: TimeRange,
 ) -> BTreeSet<HitKey> {
-    let ready: Vec<(&str, u32, &[String], &Cond)> = pack
+    let ready: Vec<(&str, u32, &[String], Reading)> = pack
         .versions
         .iter()
         .filter_map(|v| match &v.status {
@@ -46,26 +58,57 @@ pub fn reference_hits_in(
                 v.rule.rule_id.as_str(),
                 v.rule.version,
                 v.rule.index.as_slice(),
-                &compiled.cond,
+                match &compiled.query {
+                    ParsedQuery::Eql(q) => match &q.body {
+                        eql::Body::Event(filter) => {
+                            Reading::Eql(filter, dsl::lower(&compiled.filters))
+                        }
+                        _ => return None,
+                    },
+                    ParsedQuery::Kql(_) => Reading::Cond(&compiled.cond),
+                },
             )),
             _ => None,
         })
         .collect();
+    // A field is mapped where some event of the parts holds a value for it (a document
+    // caches its tokens, so it stays on the thread that read it: the parts are read twice).
+    let mapped: BTreeSet<String> = parts
+        .par_iter()
+        .map(|part| part_documents(&dataset.join(part)).fields)
+        .reduce(BTreeSet::new, |mut a, b| {
+            a.extend(b);
+            a
+        });
+    let is_mapped = |f: &str| mapped.contains(f);
     parts
         .par_iter()
         .flat_map_iter(|part| {
+            let rows = part_documents(&dataset.join(part));
+            let mapping = eql::lower::Mapping {
+                is_mapped: &is_mapped,
+                types: *types,
+            };
             let mut hits = Vec::new();
-            for (row, ts, index, doc) in part_documents(&dataset.join(part)) {
-                if !range.contains(ts) {
+            for (row, ts, index, doc) in &rows.rows {
+                if !range.contains(*ts) {
                     continue;
                 }
-                for (id, version, patterns, cond) in &ready {
+                for (id, version, patterns, reading) in &ready {
                     // A version searches only the indices its patterns name.
                     let searched = index
                         .as_deref()
                         .is_none_or(|i| quarry::cond::glob::index_matches(patterns, i));
-                    if searched && eval::matches(cond, &doc, types) {
-                        hits.push((id.to_string(), *version, part.clone(), row));
+                    let hit = searched
+                        && match reading {
+                            Reading::Cond(cond) => eval::matches(cond, doc, types),
+                            Reading::Eql(filter, filters) => {
+                                eql::reference::matches(filter, doc, &mapping).unwrap_or(false)
+                                    && eval::matches(filters, doc, types)
+                            }
+                        };
+                    if hit {
+                        hits.push((id.to_string(), *version, part.clone(), *row));
                     }
                 }
             }
@@ -74,14 +117,41 @@ pub fn reference_hits_in(
         .collect()
 }
 
+/// The document of one row of a part, as the reference reads it (to explain a difference).
+#[allow(dead_code)]
+pub fn document_at(dataset: &Path, file: &str, row: u64) -> Option<Document> {
+    part_documents(&dataset.join(file))
+        .rows
+        .into_iter()
+        .find(|(r, ..)| *r == row)
+        .map(|(.., doc)| doc)
+}
+
+/// The fields some event of the dataset holds a value for: what it maps.
+#[allow(dead_code)]
+pub fn mapped_fields(dataset: &Path) -> BTreeSet<String> {
+    let manifest = quarry::ingest::dataset::read_manifest(dataset).expect("manifest");
+    manifest
+        .parts()
+        .flat_map(|p| part_documents(&dataset.join(&p.path)).fields)
+        .collect()
+}
+
+/// The rows of one part, and the fields some row holds a value for.
+struct PartRows {
+    rows: Vec<(u64, i64, Option<String>, Document)>,
+    fields: BTreeSet<String>,
+}
+
 /// Every row of one part as (row, time, index, reference document).
-fn part_documents(path: &Path) -> Vec<(u64, i64, Option<String>, Document)> {
+fn part_documents(path: &Path) -> PartRows {
     let file = std::fs::File::open(path).expect("open part");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .expect("parquet reader")
         .build()
         .expect("build reader");
     let mut out = Vec::new();
+    let mut fields = BTreeSet::new();
     for batch in reader {
         let batch = batch.expect("batch");
         let ts = batch
@@ -97,6 +167,12 @@ fn part_documents(path: &Path) -> Vec<(u64, i64, Option<String>, Document)> {
         let json: Vec<serde_json::Map<String, serde_json::Value>> =
             serde_json::from_slice(&writer.into_inner()).expect("rows");
         for (i, values) in json.into_iter().enumerate() {
+            fields.extend(
+                values
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, _)| k.clone()),
+            );
             let index = values
                 .get("_index")
                 .and_then(|v| v.as_str())
@@ -104,7 +180,7 @@ fn part_documents(path: &Path) -> Vec<(u64, i64, Option<String>, Document)> {
             out.push((out.len() as u64, ts.value(i), index, document(values)));
         }
     }
-    out
+    PartRows { rows: out, fields }
 }
 
 fn document(row: serde_json::Map<String, serde_json::Value>) -> Document {

@@ -227,7 +227,11 @@ framework = "MITRE ATT&CK"
     assert_eq!(fleet.rule.max_signals, 50);
     assert_eq!(fleet.rule.from, pack::DEFAULT_FROM);
     let eql = pack.find("cccc-export@1").expect("eql");
-    assert!(matches!(eql.status, Status::Unsupported { .. }));
+    assert!(
+        matches!(&eql.status, Status::Ready(c) if c.kql().is_none()),
+        "{:?}",
+        eql.status
+    );
     assert_eq!(
         pack.find("cccc-export@2").expect("kuery").rule.interval,
         "1m"
@@ -320,6 +324,9 @@ fn bad_rule_input_is_reported_with_its_place() {
     assert!(err.contains('^'), "{err}");
 }
 
+/// EQL event-query versions of the Windows history that run.
+const EQL_EVENT_READY: usize = 7984 - 25 - 1431 - 73 - 1;
+
 #[test]
 fn windows_history_runs_kql_rules_and_lists_the_rest() {
     let Some(dir) = rules_dir() else { return };
@@ -338,6 +345,19 @@ fn windows_history_runs_kql_rules_and_lists_the_rest() {
             }
             Status::NotReplayed { rule_type } => format!("type {rule_type}"),
             Status::Unsupported { language } => format!("language {language}"),
+            Status::EqlCannotRun(why) if why.starts_with("sequence queries") => {
+                "EQL sequence".to_string()
+            }
+            Status::EqlCannotRun(why) if why.contains("script over several fields") => {
+                "EQL script over several fields".to_string()
+            }
+            // An unbalanced group: Elasticsearch fails the search.
+            Status::EqlCannotRun(why)
+                if why.starts_with("Lucene rejects")
+                    && v.rule.key() == "00140285-b827-4aee-aa09-8113f58a08f3@104" =>
+            {
+                "EQL regexp Lucene rejects".to_string()
+            }
             // Elasticsearch refuses these before searching: the `wildcard()` function of
             // early EQL versions is gone, and 263481c8@111 compares two fields.
             Status::EqlError(e)
@@ -355,13 +375,16 @@ fn windows_history_runs_kql_rules_and_lists_the_rest() {
         *by_status.entry(key).or_default() += 1;
     }
     // rules/README.md: 1,280 query KQL versions, 254 new terms and 71 threshold (run: their
-    // hits are the query's documents), 69 indicator match (not run); 7,984 EQL (parsed and
-    // checked, not run yet), 198 ES|QL, 6 Lucene.
+    // hits are the query's documents), 69 indicator match (not run); 7,984 EQL, of which the
+    // event queries run, sequences do not yet, nor scripts over two fields or more; 198
+    // ES|QL, 6 Lucene.
     let want: std::collections::BTreeMap<String, usize> = [
-        ("ready", 1279 + 254 + 71),
+        ("ready", 1279 + 254 + 71 + EQL_EVENT_READY),
         ("KQL syntax error", 1),
         ("type threat_match", 69),
-        ("language eql", 7984 - 25),
+        ("EQL sequence", 1431),
+        ("EQL script over several fields", 73),
+        ("EQL regexp Lucene rejects", 1),
         ("EQL refused", 25),
         ("language esql", 198),
         ("language lucene", 6),

@@ -1,11 +1,33 @@
-//! Shared helpers of the integration tests: temporary directories, the real-data location,
-//! running the binary, and reading a dataset back as JSON rows.
+//! Shared helpers of the integration tests: temporary directories, a fixed random source, the
+//! real-data location, running the binary, and reading a dataset back as JSON rows.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use tempfile::TempDir;
+
+/// SplitMix64: the generated cases are the same on every run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
 
 pub fn temp_dir() -> TempDir {
     tempfile::Builder::new()

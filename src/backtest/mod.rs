@@ -18,13 +18,13 @@ use serde::Serialize;
 use crate::cond::analyzer::Analyzer;
 use crate::cond::eval::{self, Document};
 use crate::cond::fields::FieldTypes;
-use crate::cond::{Cond, FieldSel, Pred, Test};
+use crate::cond::{AndNot, Cond, FieldSel, MappedCond, Pred, Test};
 use crate::hunt::{Extra, HuntError, HuntOptions, HuntProgress, Pass, Session};
 use crate::ingest::format_micros;
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::Role;
 use crate::rules::kql;
-use crate::rules::pack::RuleVersion;
+use crate::rules::pack::{Compiled, RuleVersion};
 use crate::scan::script::ScriptSummary;
 use crate::sink::Hit;
 
@@ -206,7 +206,7 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> Result<BacktestReport, HuntError> {
     let session = Session::open(&opts.hunt)?;
-    let ready: Vec<(&RuleVersion, &Cond)> = session.ready().collect();
+    let ready: Vec<(&RuleVersion, &Compiled)> = session.ready().collect();
     let versions: Vec<&RuleVersion> = ready.iter().map(|(rule, _)| *rule).collect();
     let (truth_file, truth_problems) = match &opts.truth {
         Some(TruthSource::File(path)) => {
@@ -277,7 +277,7 @@ pub fn run(
 /// column), and each version `and not` the exception (with one).
 fn extra_runs(
     opts: &BacktestOptions,
-    ready: &[(&RuleVersion, &Cond)],
+    ready: &[(&RuleVersion, &Compiled)],
 ) -> Result<Vec<Extra>, HuntError> {
     let mut extra = Vec::new();
     if let Some(TruthSource::Column(column)) = &opts.truth {
@@ -286,10 +286,17 @@ fn extra_runs(
     if let Some(exception) = &opts.exception {
         let exception = kql::parse(exception).map_err(HuntError::Exception)?;
         let exception = kql::lower(&exception);
-        extra.extend(ready.iter().map(|(rule, cond)| Extra {
+        extra.extend(ready.iter().map(|(rule, compiled)| Extra {
             rule: (*rule).clone(),
-            cond: (*cond).clone().and_not(exception.clone()),
+            cond: compiled.cond.clone().and_not(exception.clone()),
             role: Role::WhatIf,
+            mapped: compiled.mapped.as_ref().map(|base| {
+                let what_if = AndNot {
+                    base: std::sync::Arc::clone(base),
+                    exception: exception.clone(),
+                };
+                std::sync::Arc::new(what_if) as std::sync::Arc<dyn MappedCond>
+            }),
         }));
     }
     Ok(extra)
@@ -410,6 +417,7 @@ fn truth_run(column: &str) -> Extra {
         rule,
         cond,
         role: Role::GroundTruth,
+        mapped: None,
     }
 }
 

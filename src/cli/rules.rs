@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use quarry::cond::analyzer::Analyzer;
 use quarry::cond::fields::{FieldType, FieldTypes};
+use quarry::cond::{Cond, FieldSel, GlobCase, Test};
 use quarry::rules::dsl::Filter;
 use quarry::rules::eql;
 use quarry::rules::kql::{Literal, Query};
@@ -130,7 +131,7 @@ fn check(pack: &Pack) -> i32 {
     for v in &pack.versions {
         match &v.status {
             Status::Ready { .. } => {}
-            Status::Unsupported { .. } | Status::NotReplayed { .. } => {
+            Status::Unsupported { .. } | Status::NotReplayed { .. } | Status::EqlCannotRun(_) => {
                 unsupported += 1;
                 eprintln!(
                     "not run: {}: {}: {}",
@@ -203,6 +204,12 @@ fn show(v: &LoadedVersion) {
             filters,
             ..
         }) => (query, filters),
+        Status::Ready(
+            compiled @ Compiled {
+                query: ParsedQuery::Eql(query),
+                ..
+            },
+        ) => return show_eql(query, compiled),
         other => {
             println!("status     cannot run: {}", other.problem());
             if let Some(q) = (r.language == "eql")
@@ -271,6 +278,84 @@ fn show(v: &LoadedVersion) {
             other => format!("{other:?}"),
         };
         println!("  {field_name}: {}  -> {how}", value.to_kql());
+    }
+}
+
+/// An EQL version: its normalised query, the fields it reads, and how each test matches
+/// (where every field it names is mapped; a dataset that lacks one decides at hunt time).
+fn show_eql(query: &eql::Query, compiled: &Compiled) {
+    println!("query      {}", query.to_eql());
+    for f in &compiled.filters {
+        println!("filter     {}", describe_filter(f));
+    }
+    let fields: Vec<String> = query
+        .fields()
+        .iter()
+        .map(|f| format!("{}{}", if f.optional { "?" } else { "" }, f.path))
+        .collect();
+    println!("fields     {}", fields.join(", "));
+    println!("tests");
+    let mut seen = BTreeSet::new();
+    for line in cond_leaves(&compiled.cond) {
+        if seen.insert(line.clone()) {
+            println!("  {line}");
+        }
+    }
+}
+
+/// Each predicate of a condition with its polarity and how it matches, in order.
+fn cond_leaves(cond: &Cond) -> Vec<String> {
+    fn walk(c: &Cond, negated: bool, out: &mut Vec<String>) {
+        match c {
+            Cond::Pred(p) => {
+                let field = match &p.field {
+                    FieldSel::Name(n) => n.clone(),
+                    FieldSel::Pattern { written, .. } => written.clone(),
+                    FieldSel::All => "*".into(),
+                };
+                out.push(format!(
+                    "{}{field}{}  -> {}",
+                    if negated { "not " } else { "" },
+                    p.shown,
+                    test_kind(&p.test)
+                ));
+            }
+            Cond::Not(inner) => walk(inner, !negated, out),
+            Cond::And(items) | Cond::Or(items) | Cond::AtLeast(_, items) => {
+                items.iter().for_each(|i| walk(i, negated, out))
+            }
+            Cond::True | Cond::False => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(cond, false, &mut out);
+    out
+}
+
+fn test_kind(test: &Test) -> &'static str {
+    match test {
+        Test::Exists => "exists",
+        Test::Match { .. } => "match",
+        Test::Glob {
+            case: GlobCase::Sensitive,
+            ..
+        } => "wildcard, case-sensitive",
+        Test::Glob { .. } => "wildcard, case-insensitive (ASCII)",
+        Test::Term {
+            case_insensitive: false,
+            ..
+        } => "term, case-sensitive",
+        Test::Term { .. } => "term, case-insensitive (ASCII)",
+        Test::Terms { .. } => "terms, case-sensitive",
+        Test::Prefix {
+            case_insensitive: false,
+            ..
+        } => "prefix, case-sensitive",
+        Test::Prefix { .. } => "prefix, case-insensitive (ASCII)",
+        Test::Range { .. } => "range",
+        Test::Regexp(r) if r.case_insensitive => "Lucene regexp, case-insensitive (ASCII)",
+        Test::Regexp(_) => "Lucene regexp",
+        Test::Script(_) => "script, value by value",
     }
 }
 
@@ -349,6 +434,16 @@ fn diff(pack: &Pack, from: &str, to: &str) -> i32 {
                 signed_leaves(query, false, &mut leaves);
                 let filters = filters.iter().map(describe_filter).collect();
                 Some((leaves, filters, query.to_kql()))
+            }
+            Status::Ready(
+                compiled @ Compiled {
+                    query: ParsedQuery::Eql(query),
+                    ..
+                },
+            ) => {
+                let leaves = cond_leaves(&compiled.cond).into_iter().collect();
+                let filters = compiled.filters.iter().map(describe_filter).collect();
+                Some((leaves, filters, query.to_eql()))
             }
             other => {
                 println!("{} cannot run: {}", v.rule.key(), other.problem());

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use super::analyzer::{self, Analyzer};
 use super::fields::{FieldType, FieldTypes, KEYWORD_IGNORE_ABOVE};
-use super::glob;
+use super::{glob, script};
 use super::{Cond, FieldSel, GlobCase, Pred, RangeOp, Test, TextQuery};
 
 /// The tokens of each value of a field, one list per value.
@@ -167,14 +167,14 @@ fn term_matches(test: &Test, v: &str) -> bool {
     match test {
         Test::Match { text, .. } => v == text,
         Test::Glob { pattern, case } => match case {
-            GlobCase::Insensitive => glob::glob_str(pattern, &v.to_lowercase()),
+            GlobCase::Insensitive => glob::glob_str(pattern, &v.to_ascii_lowercase()),
             GlobCase::Sensitive | GlobCase::LowerOnText => glob::glob_str(pattern, v),
         },
         Test::Term {
             value,
             case_insensitive,
         } => match case_insensitive {
-            true => v.to_lowercase() == value.to_lowercase(),
+            true => v.eq_ignore_ascii_case(value),
             false => v == value,
         },
         Test::Terms { values } => values.iter().any(|x| x == v),
@@ -182,23 +182,32 @@ fn term_matches(test: &Test, v: &str) -> bool {
             value,
             case_insensitive,
         } => match case_insensitive {
-            true => v.to_lowercase().starts_with(&value.to_lowercase()),
+            true => {
+                v.len() >= value.len()
+                    && v.is_char_boundary(value.len())
+                    && v[..value.len()].eq_ignore_ascii_case(value)
+            }
             false => v.starts_with(value.as_str()),
         },
         Test::Range { op, bound } => compare(*op, Some(v.cmp(bound.as_str()))),
+        Test::Regexp(re) => re.is_match(v),
         Test::Exists => true,
+        Test::Script(s) => s.holds(Some(&script::Value::Str(v.to_string()))),
     }
 }
 
 /// One value of a field that is not analyzed text.
 fn value_test(test: &Test, ty: FieldType, v: &str) -> bool {
+    if let Test::Script(s) = test {
+        return script_value(ty, v).is_some_and(|x| s.holds(Some(&x)));
+    }
     match ty {
         // Keyword values over `ignore_above` are not indexed: no test sees them.
         FieldType::Keyword => v.chars().count() <= KEYWORD_IGNORE_ABOVE && term_matches(test, v),
         FieldType::Wildcard => term_matches(test, v),
         FieldType::Boolean => match test {
             Test::Exists => parse_bool(v).is_some(),
-            Test::Glob { .. } | Test::Prefix { .. } => false,
+            Test::Glob { .. } | Test::Prefix { .. } | Test::Regexp(_) => false,
             Test::Range { .. } => {
                 v.chars().count() <= KEYWORD_IGNORE_ABOVE && term_matches(test, v)
             }
@@ -207,6 +216,27 @@ fn value_test(test: &Test, ty: FieldType, v: &str) -> bool {
         FieldType::Text(_) => false,
         typed => typed_test(test, typed, v),
     }
+}
+
+/// A stored value as a script reads its doc value: numbers as numbers, booleans as
+/// booleans, the rest as text; none where the value is not indexed.
+pub fn script_value(ty: FieldType, v: &str) -> Option<script::Value> {
+    use script::Value;
+    Some(match ty {
+        FieldType::Keyword if v.chars().count() > KEYWORD_IGNORE_ABOVE => return None,
+        FieldType::Keyword | FieldType::Wildcard | FieldType::Ip | FieldType::Date => {
+            Value::Str(v.to_string())
+        }
+        FieldType::Text(_) => return None,
+        FieldType::Boolean => Value::Bool(parse_bool(v)?),
+        FieldType::Long => match Typed::parse(ty, v)? {
+            Typed::Long(n) => Value::Int(n),
+            _ => return None,
+        },
+        FieldType::Float | FieldType::Double | FieldType::ScaledFloat(_) => {
+            Value::Float(v.trim().parse().ok()?)
+        }
+    })
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -228,8 +258,9 @@ fn typed_test(test: &Test, ty: FieldType, v: &str) -> bool {
         Test::Term { value, .. } => stored.equals(value),
         Test::Terms { values } => values.iter().any(|x| stored.equals(x)),
         Test::Range { op, bound } => stored.in_range(*op, bound),
-        // Elasticsearch refuses wildcard and prefix queries on these types.
-        Test::Glob { .. } | Test::Prefix { .. } => false,
+        // Elasticsearch refuses wildcard, prefix and regexp queries on these types.
+        Test::Glob { .. } | Test::Prefix { .. } | Test::Regexp(_) => false,
+        Test::Script(_) => false,
     }
 }
 

@@ -79,7 +79,7 @@ pub fn has_wildcard(pattern: &[WildToken]) -> bool {
 pub fn wildcard_matches(pattern: &str, text: &str, case_insensitive: bool) -> bool {
     let lower = |s: &str| {
         if case_insensitive {
-            s.to_lowercase()
+            s.to_ascii_lowercase()
         } else {
             s.to_string()
         }

@@ -17,6 +17,10 @@ pub mod analyzer;
 pub mod eval;
 pub mod fields;
 pub mod glob;
+pub mod regexp;
+pub mod script;
+
+use std::sync::Arc;
 
 use glob::WildToken;
 
@@ -58,6 +62,36 @@ impl Cond {
     }
 }
 
+/// A condition that depends on what the searched indices map (EQL, whose fields must be
+/// mapped and whose optional `?fields` read as null where they are not): resolved against
+/// each dataset's fields before it is planned.
+pub trait MappedCond: std::fmt::Debug + Send + Sync {
+    /// The condition where `is_mapped` says which fields exist, or why it cannot run.
+    fn resolve(
+        &self,
+        is_mapped: &dyn Fn(&str) -> bool,
+        types: fields::FieldTypes,
+    ) -> Result<Cond, String>;
+}
+
+/// A mapped condition `and not` a fixed one (a what-if's exception).
+#[derive(Debug)]
+pub struct AndNot {
+    pub base: Arc<dyn MappedCond>,
+    pub exception: Cond,
+}
+
+impl MappedCond for AndNot {
+    fn resolve(
+        &self,
+        is_mapped: &dyn Fn(&str) -> bool,
+        types: fields::FieldTypes,
+    ) -> Result<Cond, String> {
+        let base = self.base.resolve(is_mapped, types)?;
+        Ok(base.and_not(self.exception.clone()))
+    }
+}
+
 /// A test of the values of the fields `field` selects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pred {
@@ -87,7 +121,8 @@ pub enum FieldSel {
 pub enum GlobCase {
     /// As written, on every field type.
     Sensitive,
-    /// The pattern is lowercased (already, by the lowering) and so is each value.
+    /// The pattern is lowercased (already, by the lowering) and so is each value, ASCII
+    /// letters only, as Elasticsearch's `case_insensitive` automata fold them.
     Insensitive,
     /// `query_string` with analyzed wildcards (KQL): the pattern is lowercased on analyzed
     /// text and kept as written on keywords.
@@ -124,6 +159,13 @@ pub enum Test {
     },
     /// `range` with one bound, compared as the field's type orders values.
     Range { op: RangeOp, bound: String },
+    /// `regexp`: a Lucene regular expression matched against the whole value (each token of
+    /// analyzed text); nothing on numbers, dates, addresses and booleans.
+    Regexp(regexp::LuceneRegex),
+    /// A filter script over the field's value (numbers as numbers, booleans as booleans),
+    /// run for each indexed value; the lowering adds the run with no value (the field
+    /// missing) where that one holds.
+    Script(Arc<script::Script>),
 }
 
 /// The bound of a one-sided range.

@@ -81,6 +81,8 @@ pub struct Extra {
     pub rule: RuleVersion,
     pub cond: Cond,
     pub role: Role,
+    /// Planned instead of `cond` where the condition depends on the dataset's fields.
+    pub mapped: Option<std::sync::Arc<dyn crate::cond::MappedCond>>,
 }
 
 /// A file or row group that could not be read.

@@ -9,11 +9,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::cond::analyzer::Analyzer;
-use crate::cond::Cond;
 use crate::ingest::dataset::{self, Manifest};
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::{Role, Target};
-use crate::rules::pack::{self, LoadOptions, LoadedVersion, RuleVersion, Status};
+use crate::rules::pack::{self, Compiled, LoadOptions, LoadedVersion, RuleVersion, Status};
 use crate::sink::{Hit, SinkError};
 use crate::store::{LocalStore, Store};
 
@@ -147,10 +146,10 @@ impl Session {
         self.selected.iter().map(|&i| &self.pack.versions[i])
     }
 
-    /// The selected versions that run, with their conditions.
-    pub fn ready(&self) -> impl Iterator<Item = (&RuleVersion, &Cond)> {
+    /// The selected versions that run, compiled.
+    pub fn ready(&self) -> impl Iterator<Item = (&RuleVersion, &Compiled)> {
         self.selected().filter_map(|v| match &v.status {
-            Status::Ready(compiled) => Some((&v.rule, &compiled.cond)),
+            Status::Ready(compiled) => Some((&v.rule, compiled)),
             _ => None,
         })
     }
@@ -164,10 +163,11 @@ impl Session {
                     .as_ref()
                     .is_none_or(|only| only.contains(&(rule.rule_id.clone(), rule.version)))
             })
-            .map(|(rule, cond)| Target {
+            .map(|(rule, compiled)| Target {
                 rule,
-                cond,
+                cond: &compiled.cond,
                 role: Role::Version,
+                mapped: compiled.mapped.as_deref(),
             })
             .collect();
         let selected = targets.len();
@@ -175,6 +175,7 @@ impl Session {
             rule: &e.rule,
             cond: &e.cond,
             role: e.role,
+            mapped: e.mapped.as_deref(),
         }));
         (targets, selected)
     }

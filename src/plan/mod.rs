@@ -21,7 +21,7 @@ use crate::cond::analyzer::Analyzer;
 use crate::cond::eval;
 use crate::cond::fields::{FieldType, FieldTypes, INDEX, KEYWORD_IGNORE_ABOVE};
 use crate::cond::glob::{self, WildToken};
-use crate::cond::{self, Cond, FieldSel, GlobCase, Pred, TextQuery};
+use crate::cond::{self, Cond, FieldSel, GlobCase, MappedCond, Pred, TextQuery};
 use crate::rules::pack::RuleVersion;
 
 /// A boolean program over leaf ids.
@@ -47,7 +47,7 @@ pub enum Test {
         analyzer: Analyzer,
         query: TextQuery,
     },
-    /// A glob on a keyword column, lowercased when `case_insensitive`, as
+    /// A glob on a keyword column, ASCII-lowercased when `case_insensitive`, as
     /// [`glob::wildcard_matches`] does.
     Wildcard {
         pattern: Vec<WildToken>,
@@ -82,7 +82,7 @@ impl<'v> ValueForms<'v> {
     fn lower_chars(&mut self) -> &[char] {
         let value = self.value;
         self.lower_chars
-            .get_or_insert_with(|| value.to_lowercase().chars().collect())
+            .get_or_insert_with(|| value.to_ascii_lowercase().chars().collect())
     }
 }
 
@@ -142,6 +142,9 @@ pub struct Target<'a> {
     pub rule: &'a RuleVersion,
     pub cond: &'a Cond,
     pub role: Role,
+    /// Where the condition depends on the dataset's fields: what is planned instead of
+    /// `cond`, resolved against the dataset's columns.
+    pub mapped: Option<&'a dyn MappedCond>,
 }
 
 /// One version in the plan.
@@ -241,7 +244,24 @@ impl Builder<'_> {
     fn version(&mut self, target: &Target, indices: &[String]) -> VersionPlan {
         self.missing.clear();
         self.labels.clear();
-        let expr = simplify(self.cond(target.cond));
+        let resolved = target.mapped.map(|m| {
+            let columns = self.columns;
+            m.resolve(&|f: &str| columns.usable(f), self.types)
+        });
+        let cond = match &resolved {
+            None => target.cond,
+            Some(Ok(cond)) => cond,
+            Some(Err(why)) => {
+                return VersionPlan {
+                    rule: target.rule.clone(),
+                    role: target.role,
+                    expr: Expr::False,
+                    positive: Vec::new(),
+                    cannot_fire: Some(why.clone()),
+                }
+            }
+        };
+        let expr = simplify(self.cond(cond));
         let mut ids = Vec::new();
         positive_leaves(&expr, false, &mut ids);
         let positive = ids
@@ -567,6 +587,7 @@ mod tests {
                 rule,
                 cond,
                 role: Role::Version,
+                mapped: None,
             })
             .collect();
         Plan::compile(&targets, cols, FieldTypes::default(), indices)

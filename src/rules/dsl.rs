@@ -413,7 +413,7 @@ pub fn lower_query(q: &DslQuery) -> Cond {
             ..
         } => match case_insensitive {
             true => Test::Glob {
-                pattern: glob::parse_wildcard(&pattern.to_lowercase()),
+                pattern: glob::parse_wildcard(&pattern.to_ascii_lowercase()),
                 case: GlobCase::Insensitive,
             },
             false => Test::Glob {

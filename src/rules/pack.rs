@@ -19,9 +19,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::dsl::{self, Filter};
+use super::eql::{self, lower};
 use super::kql::{self, Query, SyntaxError};
-use crate::cond::Cond;
+use crate::cond::fields::FieldTypes;
+use crate::cond::{Cond, MappedCond};
 
 /// Kibana's defaults for rules that do not set them.
 pub const DEFAULT_INTERVAL: &str = "5m";
@@ -76,13 +80,17 @@ impl RuleVersion {
 pub struct Compiled {
     pub query: ParsedQuery,
     pub filters: Vec<Filter>,
+    /// The condition; for EQL, as it reads where every field it names is mapped.
     pub cond: Cond,
+    /// For EQL: the condition resolved against what a dataset maps, which is what runs.
+    pub mapped: Option<Arc<dyn MappedCond>>,
 }
 
 /// A query in the syntax tree of its language.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParsedQuery {
     Kql(Query),
+    Eql(Box<eql::Query>),
 }
 
 impl Compiled {
@@ -90,6 +98,7 @@ impl Compiled {
     pub fn kql(&self) -> Option<&Query> {
         match &self.query {
             ParsedQuery::Kql(q) => Some(q),
+            ParsedQuery::Eql(_) => None,
         }
     }
 }
@@ -111,6 +120,11 @@ pub enum Status {
     /// The EQL query does not parse, or Elasticsearch refuses it before searching (an unknown
     /// function, a comparison of two fields): it could not have run.
     EqlError(crate::rules::eql::SyntaxError),
+    /// The EQL query parses, but cannot run whatever the data: Elasticsearch refuses it when
+    /// it plans the search (a text field without a keyword sub-field, a regular expression
+    /// Lucene rejects), or it needs what quarry does not run yet (sequences, samples, scripts
+    /// over two fields), as the reason says.
+    EqlCannotRun(String),
     /// The query does not parse under Kibana's grammar: Kibana could not have run it.
     SyntaxError(SyntaxError),
     /// A filter quarry cannot read.
@@ -127,13 +141,14 @@ impl Status {
         match self {
             Status::Ready(_) => String::new(),
             Status::Unsupported { language } => {
-                format!("language `{language}` is not supported yet (only kuery runs)")
+                format!("language `{language}` is not supported yet (quarry runs kuery and eql)")
             }
             Status::NotReplayed { rule_type } => format!(
                 "rule type `{rule_type}` is not run: its alerts join the threat indices it \
                  names, which the dataset does not hold"
             ),
             Status::EqlError(e) => format!("EQL: {e}"),
+            Status::EqlCannotRun(why) => format!("EQL: cannot run: {why}"),
             Status::SyntaxError(e) => format!("KQL syntax error at {e}"),
             Status::BadFilter(e) => format!("filter: {e}"),
         }
@@ -399,18 +414,25 @@ const NOT_REPLAYED_TYPES: &[&str] = &["threat_match"];
 
 /// Parses and reads a version: KQL for kuery rules, filters for all.
 pub fn compile(rule: &RuleVersion) -> Status {
-    if rule.language == "eql" {
-        // Parsed and checked now; EQL versions do not run yet.
-        let checked = crate::rules::eql::parse(&rule.query)
-            .and_then(|q| crate::rules::eql::check(&q, &rule.query));
-        if let Err(e) = checked {
-            return Status::EqlError(e);
-        }
-    }
-    if rule.language != "kuery" {
+    if !matches!(rule.language.as_str(), "kuery" | "eql") {
         return Status::Unsupported {
             language: rule.language.clone(),
         };
+    }
+    if rule.language == "eql" {
+        let query = match eql::parse(&rule.query).and_then(|q| {
+            eql::check(&q, &rule.query)?;
+            Ok(q)
+        }) {
+            Ok(q) => q,
+            Err(e) => return Status::EqlError(e),
+        };
+        if NOT_REPLAYED_TYPES.contains(&rule.rule_type.as_str()) {
+            return Status::NotReplayed {
+                rule_type: rule.rule_type.clone(),
+            };
+        }
+        return compile_eql(rule, query);
     }
     if NOT_REPLAYED_TYPES.contains(&rule.rule_type.as_str()) {
         return Status::NotReplayed {
@@ -426,8 +448,54 @@ pub fn compile(rule: &RuleVersion) -> Status {
             cond: Cond::And(vec![kql::lower(&query), dsl::lower(&filters)]),
             query: ParsedQuery::Kql(query),
             filters,
+            mapped: None,
         }),
         Err(e) => Status::BadFilter(e),
+    }
+}
+
+/// An EQL event query: its condition where every field is mapped (what a dataset-free
+/// reading such as `rules show` uses, and the check that it can run at all), and the
+/// condition resolved per dataset.
+fn compile_eql(rule: &RuleVersion, query: eql::Query) -> Status {
+    let filters = match dsl::parse_filters(&rule.filters) {
+        Ok(f) => f,
+        Err(e) => return Status::BadFilter(e),
+    };
+    let eql::Body::Event(event) = &query.body else {
+        let kind = match query.body {
+            eql::Body::Sequence(_) => "sequence",
+            _ => "sample",
+        };
+        return Status::EqlCannotRun(format!("{kind} queries do not run yet"));
+    };
+    let condition = EqlCondition {
+        filter: event.clone(),
+        filters: dsl::lower(&filters),
+    };
+    match condition.resolve(&|_| true, FieldTypes::default()) {
+        Ok(cond) => Status::Ready(Compiled {
+            query: ParsedQuery::Eql(Box::new(query)),
+            filters,
+            cond,
+            mapped: Some(Arc::new(condition)),
+        }),
+        Err(why) => Status::EqlCannotRun(why),
+    }
+}
+
+/// An EQL filter and the rule's Query-DSL filters, resolved against a dataset's fields.
+#[derive(Debug)]
+struct EqlCondition {
+    filter: eql::EventFilter,
+    filters: Cond,
+}
+
+impl MappedCond for EqlCondition {
+    fn resolve(&self, is_mapped: &dyn Fn(&str) -> bool, types: FieldTypes) -> Result<Cond, String> {
+        let mapping = lower::Mapping { is_mapped, types };
+        let cond = lower::lower_filter(&self.filter, &mapping).map_err(|e| e.0)?;
+        Ok(Cond::And(vec![cond, self.filters.clone()]))
     }
 }
 

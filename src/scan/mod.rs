@@ -755,6 +755,7 @@ mod tests {
                     rule: &v.rule,
                     cond: &c.cond,
                     role: Role::Version,
+                    mapped: c.mapped.as_deref(),
                 }),
                 _ => None,
             })

@@ -16,8 +16,10 @@
 
 mod check;
 mod lexer;
+pub mod lower;
 mod parser;
 mod print;
+pub mod reference;
 
 pub use check::{check, FUNCTIONS};
 
@@ -317,30 +319,110 @@ impl Query {
     }
 }
 
+/// The distinct fields of an expression, in order of first use.
 fn collect_fields<'a>(e: &'a Expr, out: &mut Vec<&'a Field>) {
-    match e {
-        Expr::Field(f) => {
-            if !out.contains(&f) {
-                out.push(f);
+    e.each_field(&mut |f| {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    });
+}
+
+impl Expr {
+    /// Calls `f` on every field occurrence, in order, repeats included.
+    pub fn each_field<'a>(&'a self, f: &mut dyn FnMut(&'a Field)) {
+        match self {
+            Expr::Field(field) => f(field),
+            Expr::Not(a) | Expr::Neg(a) => a.each_field(f),
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(_, a, b) | Expr::Arith(_, a, b) => {
+                a.each_field(f);
+                b.each_field(f);
             }
+            Expr::In { value, list, .. } => {
+                value.each_field(f);
+                list.iter().for_each(|x| x.each_field(f));
+            }
+            Expr::Match {
+                value, patterns, ..
+            } => {
+                value.each_field(f);
+                patterns.iter().for_each(|x| x.each_field(f));
+            }
+            Expr::Call { args, .. } => args.iter().for_each(|x| x.each_field(f)),
+            Expr::Null | Expr::Bool(_) | Expr::Int(_) | Expr::Float(_) | Expr::Str(_) => {}
         }
-        Expr::Not(a) | Expr::Neg(a) => collect_fields(a, out),
-        Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(_, a, b) | Expr::Arith(_, a, b) => {
-            collect_fields(a, out);
-            collect_fields(b, out);
+    }
+
+    /// The expression with every field occurrence, in order, replaced by what `f` makes of
+    /// it (or the first error).
+    pub fn map_fields<E>(&self, f: &mut dyn FnMut(&Field) -> Result<Expr, E>) -> Result<Expr, E> {
+        let boxed =
+            |x: &Expr, f: &mut dyn FnMut(&Field) -> Result<Expr, E>| x.map_fields(f).map(Box::new);
+        Ok(match self {
+            Expr::Field(field) => f(field)?,
+            Expr::Not(a) => Expr::Not(boxed(a, f)?),
+            Expr::Neg(a) => Expr::Neg(boxed(a, f)?),
+            Expr::And(a, b) => Expr::And(boxed(a, f)?, boxed(b, f)?),
+            Expr::Or(a, b) => Expr::Or(boxed(a, f)?, boxed(b, f)?),
+            Expr::Compare(op, a, b) => Expr::Compare(*op, boxed(a, f)?, boxed(b, f)?),
+            Expr::Arith(op, a, b) => Expr::Arith(*op, boxed(a, f)?, boxed(b, f)?),
+            Expr::In {
+                value,
+                list,
+                insensitive,
+                negated,
+            } => Expr::In {
+                value: boxed(value, f)?,
+                list: list
+                    .iter()
+                    .map(|x| x.map_fields(f))
+                    .collect::<Result<_, _>>()?,
+                insensitive: *insensitive,
+                negated: *negated,
+            },
+            Expr::Match {
+                value,
+                kind,
+                insensitive,
+                patterns,
+            } => Expr::Match {
+                value: boxed(value, f)?,
+                kind: *kind,
+                insensitive: *insensitive,
+                patterns: patterns
+                    .iter()
+                    .map(|x| x.map_fields(f))
+                    .collect::<Result<_, _>>()?,
+            },
+            Expr::Call {
+                name,
+                insensitive,
+                args,
+                at,
+            } => Expr::Call {
+                name: name.clone(),
+                insensitive: *insensitive,
+                args: args
+                    .iter()
+                    .map(|x| x.map_fields(f))
+                    .collect::<Result<_, _>>()?,
+                at: *at,
+            },
+            literal => literal.clone(),
+        })
+    }
+}
+
+impl CompareOp {
+    /// The operator with its sides swapped (`1 < x` is `x > 1`).
+    pub fn mirrored(self) -> CompareOp {
+        match self {
+            CompareOp::Lt => CompareOp::Gt,
+            CompareOp::Lte => CompareOp::Gte,
+            CompareOp::Gt => CompareOp::Lt,
+            CompareOp::Gte => CompareOp::Lte,
+            same => same,
         }
-        Expr::In { value, list, .. } => {
-            collect_fields(value, out);
-            list.iter().for_each(|x| collect_fields(x, out));
-        }
-        Expr::Match {
-            value, patterns, ..
-        } => {
-            collect_fields(value, out);
-            patterns.iter().for_each(|x| collect_fields(x, out));
-        }
-        Expr::Call { args, .. } => args.iter().for_each(|x| collect_fields(x, out)),
-        Expr::Null | Expr::Bool(_) | Expr::Int(_) | Expr::Float(_) | Expr::Str(_) => {}
     }
 }
 
