@@ -26,6 +26,87 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::cond::{Cond, MappedCond};
+
+/// A sequence as it runs: each step's condition and join keys, the `until` query, and
+/// `maxspan`.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub steps: Vec<JoinStep>,
+    pub until: Option<JoinStep>,
+    pub maxspan_ms: Option<i64>,
+}
+
+/// One step of a sequence (or its `until` query).
+#[derive(Debug, Clone)]
+pub struct JoinStep {
+    /// The step's condition where every field is mapped (for reading, not running).
+    pub cond: Cond,
+    /// The condition resolved against a dataset's fields: what runs.
+    pub mapped: Arc<dyn MappedCond>,
+    /// The join key fields, the sequence's own then the step's.
+    pub keys: Vec<KeyField>,
+    /// `![...]`: an event that must not occur.
+    pub missing: bool,
+}
+
+/// A join key field; an optional one (`?f`) joins with a null value where an event has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyField {
+    pub path: String,
+    pub optional: bool,
+}
+
+impl Join {
+    /// What [`assemble`] needs of it.
+    pub fn spec(&self) -> Spec {
+        Spec {
+            missing: self.steps.iter().map(|s| s.missing).collect(),
+            maxspan_ms: self.maxspan_ms,
+        }
+    }
+
+    /// Every key field of every step, each once, in order.
+    pub fn key_fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for k in self.steps.iter().chain(&self.until).flat_map(|s| &s.keys) {
+            if !out.contains(&k.path.as_str()) {
+                out.push(&k.path);
+            }
+        }
+        out
+    }
+}
+
+/// Every combination of an event's key values: one value per key field (`None` where the
+/// field has none), the Cartesian product where a field has several.
+pub fn keys_of(values: &[Vec<String>]) -> Vec<Key> {
+    let mut out: Vec<Key> = vec![Vec::new()];
+    for field in values {
+        let mut choices: Vec<Option<String>> = Vec::new();
+        for v in field {
+            if !choices.iter().any(|c| c.as_deref() == Some(v.as_str())) {
+                choices.push(Some(v.clone()));
+            }
+        }
+        if choices.is_empty() {
+            choices.push(None);
+        }
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                choices.iter().map(move |c| {
+                    let mut k = prefix.clone();
+                    k.push(c.clone());
+                    k
+                })
+            })
+            .collect();
+    }
+    out
+}
 
 /// Where an event stands in time: Elasticsearch orders events by timestamp, then by the
 /// tiebreaker field (an event without one after those with one), then by its own implicit

@@ -363,8 +363,11 @@ pub fn hunt_incremental(
 ) -> Result<(HuntReport, IncrementalReport), HuntError> {
     let mut state = State::open(dir).map_err(HuntError::State)?;
     let session = Session::open(opts)?;
-    let versions: Versions = session
-        .ready()
+    // A sequence's events join across files, which per-file segments cannot keep.
+    let (sequences, singles): (Vec<_>, Vec<_>) =
+        session.ready().partition(|(_, c)| c.sequence.is_some());
+    let versions: Versions = singles
+        .into_iter()
         .map(|(rule, _)| {
             let id = (rule.rule_id.clone(), rule.version, fingerprint(rule));
             (rule.key(), id)
@@ -376,6 +379,14 @@ pub fn hunt_incremental(
         warnings: session.warnings().to_vec(),
         ..Default::default()
     };
+    if let Some((first, _)) = sequences.first() {
+        report.warnings.push(format!(
+            "{} EQL sequence versions (the first {}) are not hunted incrementally: their \
+             events join across files; a full hunt runs them",
+            sequences.len(),
+            first.key()
+        ));
+    }
     for (needed, group) in &work(&state, &files, &versions, &mut inc) {
         for chunk in group.chunks(CHUNK_FILES) {
             let chunk = Chunk {

@@ -370,6 +370,185 @@ fn explain(
     }
 }
 
+/// A step of a generated sequence: a simple condition, so that steps match often.
+fn step(rng: &mut Rng) -> String {
+    let category = rng.pick(&["process", "any", "file"]);
+    let condition = match rng.below(4) {
+        0 => "true".to_string(),
+        1 => leaf(rng),
+        _ => format!("{} or {}", leaf(rng), leaf(rng)),
+    };
+    let by = match rng.below(4) {
+        0 => " by process.pid".to_string(),
+        _ => String::new(),
+    };
+    let step = format!("[{category} where {condition}]{by}");
+    match rng.below(12) {
+        0 => format!("{step} with runs=2"),
+        _ => step,
+    }
+}
+
+/// A generated sequence: keys (optional and mapped nowhere among them), `maxspan`, steps,
+/// sometimes an `until` and a missing-event step.
+fn sequence_query(rng: &mut Rng) -> String {
+    let by = rng.pick(&[
+        "by host.name",
+        "by user.name",
+        "by host.name, ?process.title",
+        "by ?user.name",
+        "",
+    ]);
+    let maxspan = rng.pick(&[
+        "",
+        "",
+        " with maxspan=1s",
+        " with maxspan=2500ms",
+        " with maxspan=1m",
+    ]);
+    let n = 2 + rng.below(2);
+    let mut steps: Vec<String> = (0..n).map(|_| step(rng)).collect();
+    // A per-step key must be on every step or none: keep the first step's choice.
+    let keyed = steps[0].contains("] by ");
+    for s in steps.iter_mut() {
+        let base = s
+            .split("] by ")
+            .next()
+            .unwrap_or(s)
+            .trim_end_matches(']')
+            .to_string();
+        let runs = s.contains("with runs=2");
+        let base = base
+            .replace(" with runs=2", "")
+            .trim_end_matches(']')
+            .to_string();
+        *s = format!(
+            "{base}]{}{}",
+            if keyed { " by process.pid" } else { "" },
+            if runs { " with runs=2" } else { "" }
+        );
+    }
+    if !maxspan.is_empty() && rng.chance(20) {
+        let at = rng.below(steps.len() + 1);
+        let missing = format!("![file where {}]", leaf(rng));
+        let missing = if keyed {
+            format!("{missing} by process.pid")
+        } else {
+            missing
+        };
+        steps.insert(at, missing);
+    }
+    let until = match rng.below(5) {
+        0 => format!(
+            " until [any where {}]{}",
+            leaf(rng),
+            if keyed { " by process.pid" } else { "" }
+        ),
+        _ => String::new(),
+    };
+    format!("sequence {by}{maxspan} {}{until}", steps.join(" "))
+}
+
+/// Documents close in time for sequences: many share a millisecond, some carry
+/// `event.sequence`, hosts and users repeat.
+fn sequence_document(rng: &mut Rng, i: usize) -> serde_json::Value {
+    let mut doc = document(rng, i);
+    let ms = 1_714_521_600_000u64 + (i as u64 / 3) * 700 + rng.below(3) as u64 * 250;
+    let ts = chrono::DateTime::from_timestamp_millis(ms as i64).expect("time");
+    doc["@timestamp"] = ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string().into();
+    doc["host"] = serde_json::json!({"name": rng.pick(&["ws-1", "ws-2", "dc-1"])});
+    if rng.chance(30) {
+        doc["event"]["sequence"] = rng.below(5).into();
+    }
+    if rng.chance(10) {
+        doc["host"] = serde_json::json!({"name": ["ws-1", "ws-2"]});
+    }
+    doc
+}
+
+fn sequence_differential(seed: u64, docs: usize, rules: usize) {
+    let tmp = util::temp_dir();
+    let mut rng = Rng(seed);
+    let input = tmp.path().join("docs.ndjson");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
+    for i in 0..docs {
+        writeln!(f, "{}", sequence_document(&mut rng, i)).expect("write");
+    }
+    f.flush().expect("flush");
+    drop(f);
+    let pack = tmp.path().join("rules.jsonl");
+    let mut f = std::fs::File::create(&pack).expect("create");
+    for r in 0..rules {
+        let rule = serde_json::json!({
+            "rule_id": format!("seq-{r:04}"), "version": 1, "name": format!("sequence {r}"),
+            "type": "eql", "language": "eql", "query": sequence_query(&mut rng),
+            "index": ["logs-windows.*"], "risk_score": 21, "severity": "low",
+        });
+        writeln!(f, "{rule}").expect("write");
+    }
+    drop(f);
+    let dataset = tmp.path().join("ds");
+    let mut opts = quarry::ingest::ConvertOptions::default();
+    opts.layout.row_group_rows = 61;
+    quarry::ingest::convert(
+        &[input],
+        &dataset,
+        &opts,
+        &mut quarry::ingest::NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("convert");
+    let loaded = pack::load(std::slice::from_ref(&pack), &LoadOptions::default()).expect("pack");
+    let refused: Vec<String> = loaded
+        .versions
+        .iter()
+        .filter(|v| !v.status.is_ready())
+        .map(|v| format!("{}: {}", v.rule.query, v.status.problem()))
+        .filter(|r| !r.contains("several fields"))
+        .collect();
+    assert!(refused.is_empty(), "{refused:#?}");
+    let report = hunt::hunt(
+        &HuntOptions {
+            packs: vec![pack],
+            datasets: vec![dataset.clone()],
+            ..Default::default()
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("hunt");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let engine = reference::sequence_keys(&report);
+    let expected = reference::reference_sequences(&loaded, &dataset, &FieldTypes::default());
+    let extra: Vec<_> = engine.difference(&expected).take(5).collect();
+    let missing: Vec<_> = expected.difference(&engine).take(5).collect();
+    if !extra.is_empty() || !missing.is_empty() {
+        for key in extra.iter().chain(&missing).take(3) {
+            let v = loaded
+                .find(&format!("{}@{}", key.0, key.1))
+                .expect("version");
+            eprintln!("{key:?}: {}", v.rule.query);
+        }
+    }
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "seed {seed}: {} sequence events the reference does not make (e.g. {extra:?}), {} it makes that the engine misses (e.g. {missing:?})",
+        engine.difference(&expected).count(),
+        expected.difference(&engine).count()
+    );
+    let versions_hit: BTreeSet<&String> = expected.iter().map(|(id, ..)| id).collect();
+    assert!(
+        versions_hit.len() * 3 > rules,
+        "only {} of {rules} sequence versions found a sequence",
+        versions_hit.len()
+    );
+}
+
+#[test]
+fn random_sequences_on_random_event_streams_equal_the_reference() {
+    sequence_differential(5, 900, 120);
+}
+
 #[test]
 fn random_eql_queries_on_random_documents_equal_the_reference() {
     differential(23, 1200, 160);
@@ -405,7 +584,13 @@ fn eql_versions_that_cannot_run_are_listed_with_the_reason() {
         problem("process where process.name regex \"C:\\\\Program\"")
             .contains("invalid character class")
     );
-    assert!(problem("sequence [process where true] [file where true]").contains("sequence"));
+    assert!(
+        problem("sample by host.name [process where true] [file where true]").contains("sample")
+    );
+    assert!(
+        problem("sequence by length(host.name) [process where true] [file where true]")
+            .contains("join key")
+    );
     assert!(matches!(
         pack::compile(&rule("process where process.name : \"x\"")),
         Status::Ready(_)

@@ -14,6 +14,7 @@ use quarry::rules::dsl;
 use quarry::rules::eql::{self, EventFilter};
 use quarry::rules::pack::{Pack, ParsedQuery, Status};
 use quarry::scan::TimeRange;
+use quarry::sequence;
 use rayon::prelude::*;
 
 /// (rule id, version, file, row).
@@ -202,13 +203,167 @@ fn document(row: serde_json::Map<String, serde_json::Value>) -> Document {
     doc
 }
 
-/// The (rule id, version, file, row) of every hit of a hunt.
+/// The (rule id, version, file, row) of every hit of a hunt that is not an event of a
+/// sequence.
 pub fn hit_keys(report: &quarry::hunt::HuntReport) -> BTreeSet<HitKey> {
     report
         .hits
         .iter()
+        .filter(|h| h.sequence.is_none())
         .map(|h| (h.rule_id.clone(), h.rule_version, h.file.clone(), h.row))
         .collect()
+}
+
+/// (rule id, version, sequence number, step, file, row): one event of one sequence.
+pub type SequenceKey = (String, u32, u64, u32, String, u64);
+
+/// The events of the sequences of a hunt.
+#[allow(dead_code)]
+pub fn sequence_keys(report: &quarry::hunt::HuntReport) -> BTreeSet<SequenceKey> {
+    report
+        .hits
+        .iter()
+        .filter_map(|h| {
+            let s = h.sequence?;
+            Some((
+                h.rule_id.clone(),
+                h.rule_version,
+                s.id,
+                s.step,
+                h.file.clone(),
+                h.row,
+            ))
+        })
+        .collect()
+}
+
+/// The reference's sequences of every runnable sequence version of `pack` on `dataset`:
+/// each step matched by the EQL reference, with the step's non-optional keys present, the
+/// events ordered by timestamp (milliseconds), `event.sequence` and (file, row), keyed by
+/// every combination of their key values, and joined by `quarry::sequence::assemble`.
+#[allow(dead_code)]
+pub fn reference_sequences(
+    pack: &Pack,
+    dataset: &Path,
+    types: &FieldTypes,
+) -> BTreeSet<SequenceKey> {
+    let mapped = mapped_fields(dataset);
+    let is_mapped = |f: &str| mapped.contains(f);
+    let mapping = eql::lower::Mapping {
+        is_mapped: &is_mapped,
+        types: *types,
+    };
+    let manifest = quarry::ingest::dataset::read_manifest(dataset).expect("manifest");
+    let mut parts: Vec<String> = manifest.parts().map(|p| p.path.clone()).collect();
+    parts.sort();
+    let rows: Vec<(String, u64, i64, Option<String>, Document)> = parts
+        .iter()
+        .flat_map(|part| {
+            part_documents(&dataset.join(part))
+                .rows
+                .into_iter()
+                .map(move |(row, ts, index, doc)| (part.clone(), row, ts, index, doc))
+        })
+        .collect();
+    let mut out = BTreeSet::new();
+    for v in &pack.versions {
+        let Status::Ready(compiled) = &v.status else {
+            continue;
+        };
+        let (Some(join), ParsedQuery::Eql(q)) = (&compiled.sequence, &compiled.query) else {
+            continue;
+        };
+        let eql::Body::Sequence(seq) = &q.body else {
+            continue;
+        };
+        let filters = dsl::lower(&compiled.filters);
+        let steps: Vec<(sequence::Role, &EventFilter, &sequence::JoinStep)> = seq
+            .steps
+            .iter()
+            .zip(&join.steps)
+            .enumerate()
+            .map(|(i, (s, j))| (sequence::Role::Step(i), &s.filter, j))
+            .chain(
+                seq.until
+                    .iter()
+                    .zip(&join.until)
+                    .map(|(s, j)| (sequence::Role::Until, &s.filter, j)),
+            )
+            .collect();
+        let unmapped_key = steps
+            .iter()
+            .flat_map(|(_, _, j)| &j.keys)
+            .any(|k| !k.optional && !mapped.contains(&k.path));
+        if unmapped_key {
+            continue;
+        }
+        let mut hits = Vec::new();
+        for (i, (_, _, ts, index, doc)) in rows.iter().enumerate() {
+            let searched = index
+                .as_deref()
+                .is_none_or(|x| quarry::cond::glob::index_matches(&v.rule.index, x));
+            if !searched {
+                continue;
+            }
+            for (role, filter, step) in &steps {
+                let keys_present = step.keys.iter().filter(|k| !k.optional).all(|k| {
+                    doc.fields.get(&k.path).is_some_and(|values| {
+                        values.iter().any(|x| {
+                            eval::value_matches(
+                                &quarry::cond::Test::Exists,
+                                types.type_of(&k.path),
+                                x,
+                            )
+                        })
+                    })
+                });
+                let matched = keys_present
+                    && eql::reference::matches(filter, doc, &mapping).unwrap_or(false)
+                    && eval::matches(&filters, doc, types);
+                if !matched {
+                    continue;
+                }
+                let values: Vec<Vec<String>> = step
+                    .keys
+                    .iter()
+                    .map(|k| doc.fields.get(&k.path).cloned().unwrap_or_default())
+                    .collect();
+                let ordinal = sequence::Ordinal {
+                    timestamp_ms: ts.div_euclid(1000),
+                    tiebreaker: doc
+                        .fields
+                        .get("event.sequence")
+                        .and_then(|v| v.first())
+                        .and_then(|v| v.parse().ok()),
+                    row: i as u64,
+                };
+                for key in sequence::keys_of(&values) {
+                    hits.push(sequence::StepHit {
+                        role: *role,
+                        key,
+                        ordinal,
+                        event: i as u64,
+                    });
+                }
+            }
+        }
+        for (n, found) in sequence::assemble(&join.spec(), &hits).iter().enumerate() {
+            for (step, event) in found.events.iter().enumerate() {
+                if let Some((_, i)) = event {
+                    let (part, row, ..) = &rows[*i as usize];
+                    out.insert((
+                        v.rule.rule_id.clone(),
+                        v.rule.version,
+                        n as u64 + 1,
+                        step as u32,
+                        part.clone(),
+                        *row,
+                    ));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Panics unless the engine's hits are the reference's, naming a few of each difference.

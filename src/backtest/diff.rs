@@ -131,6 +131,7 @@ mod tests {
             dataset: "d".into(),
             file: "f".into(),
             row,
+            sequence: None,
         }
     }
 

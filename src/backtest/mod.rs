@@ -734,6 +734,7 @@ mod tests {
             dataset: String::new(),
             file: String::new(),
             row: 0,
+            sequence: None,
         };
         assert_eq!(search_time(&rule, &hit), 1_000_000, "no override set");
         rule.timestamp_override = Some(OVERRIDE_FIELD.into());

@@ -493,6 +493,7 @@ mod tests {
             dataset: "./d/".into(),
             file: "f".into(),
             row,
+            sequence: None,
         }
     }
 

@@ -14,10 +14,12 @@ use crate::cond::fields::FieldTypes;
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::text::Scratch;
 use crate::plan::{Columns, Plan, Target};
+use crate::rules::pack::RuleVersion;
 use crate::scan::script::ScriptSummary;
 use crate::scan::{Part, RowHit, ScanError, ScanErrorKind, Scanner, TimeRange, UnitHits};
+use crate::sequence::{self, Join, Ordinal, Role as SequenceRole, StepHit};
 use crate::sink::spool::{self, Spool};
-use crate::sink::{EventRef, Hit, SinkError, TRIAGE_FIELDS};
+use crate::sink::{EventRef, Hit, SequenceRef, SinkError, TRIAGE_FIELDS};
 use crate::store::Store;
 
 use super::session::{OpenDataset, Pass, Session};
@@ -25,6 +27,7 @@ use super::{drain_into, HuntError, HuntProgress, HuntReport, ScanFailure};
 
 /// One dataset ready to scan.
 struct Source<'s> {
+    // The scanner is set up per dataset, then told which key columns to read.
     dataset: &'s OpenDataset,
     parts: Vec<PartSlot>,
     scanner: Scanner,
@@ -105,16 +108,29 @@ pub(super) fn run(
         true => TimeRange::default(),
         false => opts.range,
     };
-    let (targets, selected) = session.targets(pass);
+    let targets = session.targets(pass);
     let mut report = HuntReport {
-        versions: selected,
+        versions: targets.selected,
         warnings: session.warnings().to_vec(),
         ..Default::default()
     };
+    let keys = KeyColumns::of(&targets.sequences);
     let mut sources = Vec::new();
     for dataset in session.datasets() {
-        let source = open_source(dataset, &targets, pass, &range, opts.fail_fast, &mut report)?;
-        sources.extend(source);
+        let found = open_source(
+            dataset,
+            &targets.list,
+            pass,
+            &range,
+            opts.fail_fast,
+            &mut report,
+        )?;
+        sources.extend(found.map(|mut source| {
+            if !keys.columns.is_empty() {
+                source.scanner.read_keys(keys.columns.clone());
+            }
+            source
+        }));
     }
     let units = units(&sources, &range, &mut report);
     progress.start(report.bytes, units.len());
@@ -146,9 +162,133 @@ pub(super) fn run(
     if cancel.load(Ordering::Relaxed) {
         return Err(HuntError::Cancelled);
     }
-    let spool = taken.finish(&mut report, opts.fail_fast)?;
+    let (mut spool, steps) = taken.finish(&mut report, opts.fail_fast)?;
+    join_sequences(&targets.sequences, &keys, steps, &mut spool).map_err(HuntError::Output)?;
     drain_into(spool, &mut report, out)?;
     Ok(report)
+}
+
+/// The columns read whole for the events of sequence steps: every join key field, then the
+/// tiebreaker.
+struct KeyColumns {
+    columns: Vec<String>,
+}
+
+/// Orders events of equal timestamps in a sequence (Elasticsearch's tiebreaker field).
+const TIEBREAKER: &str = "event.sequence";
+
+impl KeyColumns {
+    fn of(sequences: &[(&RuleVersion, &Join)]) -> KeyColumns {
+        let mut columns: Vec<String> = Vec::new();
+        for (_, join) in sequences {
+            for f in join.key_fields() {
+                if !columns.iter().any(|c| c == f) {
+                    columns.push(f.to_string());
+                }
+            }
+        }
+        if !columns.is_empty() {
+            columns.push(TIEBREAKER.to_string());
+        }
+        KeyColumns { columns }
+    }
+
+    fn position(&self, field: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == field)
+    }
+}
+
+/// An event one step of a sequence matched, as the scan found it.
+struct StepEvent {
+    sequence: usize,
+    role: SequenceRole,
+    hit: Hit,
+    keys: Arc<[Vec<String>]>,
+}
+
+/// Joins each sequence's step events into its sequences and spools one hit per event of
+/// each, numbered per version in the order the sequences come.
+fn join_sequences(
+    sequences: &[(&RuleVersion, &Join)],
+    keys: &KeyColumns,
+    mut events: Vec<StepEvent>,
+    spool: &mut Spool,
+) -> Result<(), SinkError> {
+    // The dataset's row order, the last of the ordinal's tiebreakers.
+    events.sort_by(|a, b| {
+        (a.sequence, &a.hit.dataset, &a.hit.file, a.hit.row).cmp(&(
+            b.sequence,
+            &b.hit.dataset,
+            &b.hit.file,
+            b.hit.row,
+        ))
+    });
+    let tiebreaker = keys.position(TIEBREAKER);
+    let mut start = 0;
+    while start < events.len() {
+        let s = events[start].sequence;
+        let end = start + events[start..].partition_point(|e| e.sequence == s);
+        let group = &events[start..end];
+        let (_, join) = sequences[s];
+        let mut hits = Vec::new();
+        let mut rank = 0u64;
+        for (i, e) in group.iter().enumerate() {
+            let same_event = i > 0 && {
+                let p = &group[i - 1].hit;
+                (&p.dataset, &p.file, p.row) == (&e.hit.dataset, &e.hit.file, e.hit.row)
+            };
+            if i > 0 && !same_event {
+                rank += 1;
+            }
+            let step = match e.role {
+                SequenceRole::Step(n) => &join.steps[n],
+                SequenceRole::Until => match &join.until {
+                    Some(u) => u,
+                    None => continue,
+                },
+            };
+            let values: Vec<Vec<String>> = step
+                .keys
+                .iter()
+                .map(|k| {
+                    keys.position(&k.path)
+                        .and_then(|p| e.keys.get(p).cloned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let ordinal = Ordinal {
+                timestamp_ms: e.hit.timestamp_us.div_euclid(1000),
+                tiebreaker: tiebreaker
+                    .and_then(|p| e.keys.get(p))
+                    .and_then(|v| v.first())
+                    .and_then(|v| v.trim().parse::<i64>().ok()),
+                row: rank,
+            };
+            for key in sequence::keys_of(&values) {
+                hits.push(StepHit {
+                    role: e.role,
+                    key,
+                    ordinal,
+                    event: i as u64,
+                });
+            }
+        }
+        let mut out = Vec::new();
+        for (n, found) in sequence::assemble(&join.spec(), &hits).iter().enumerate() {
+            for (step, event) in found.events.iter().enumerate() {
+                let Some((_, i)) = event else { continue };
+                let mut hit = group[*i as usize].hit.clone();
+                hit.sequence = Some(SequenceRef {
+                    id: n as u64 + 1,
+                    step: step as u32,
+                });
+                out.push(hit);
+            }
+        }
+        spool.extend(out)?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// The dataset's parts that `pass` and `range` leave, with their footers read, and the plan
@@ -214,8 +354,13 @@ fn open_source<'s>(
     columns.all_null = columns.names.difference(&ever_set).cloned().collect();
     let types = FieldTypes::new(dataset.analyzer());
     let plan = Plan::compile(targets, &columns, types, &dataset.indices());
+    let mut warned = BTreeSet::new();
     for v in &plan.versions {
         if let Some(why) = &v.cannot_fire {
+            // A sequence's steps often share the reason: said once.
+            if v.step.is_some() && !warned.insert((v.rule.key(), why.clone())) {
+                continue;
+            }
             report.warnings.push(format!(
                 "{} ({}) cannot fire on {label}: {why}",
                 v.rule.key(),
@@ -294,6 +439,8 @@ struct Taken {
     spool_error: Mutex<Option<SinkError>>,
     failures: Mutex<Vec<ScanFailure>>,
     scripts: Mutex<HashMap<EventRef, ScriptSummary>>,
+    /// Events of sequence steps, joined once the scan is over.
+    steps: Mutex<Vec<StepEvent>>,
 }
 
 impl Taken {
@@ -305,6 +452,7 @@ impl Taken {
             spool_error: Mutex::new(None),
             failures: Mutex::new(Vec::new()),
             scripts: Mutex::new(HashMap::new()),
+            steps: Mutex::new(Vec::new()),
         }
     }
 
@@ -339,20 +487,38 @@ impl Taken {
             }
         }
         let plan = source.scanner.plan();
-        let hits: Vec<Hit> = unit
-            .hits
-            .into_iter()
-            .map(|h| full_hit(plan, label, &slot.rel, h))
-            .collect();
+        let mut hits: Vec<Hit> = Vec::with_capacity(unit.hits.len());
+        let mut steps = Vec::new();
+        for h in unit.hits {
+            let step = plan.versions[h.version].step;
+            let keys = Arc::clone(&h.keys);
+            let hit = full_hit(plan, label, &slot.rel, h);
+            match step {
+                None => hits.push(hit),
+                Some(of) => steps.push(StepEvent {
+                    sequence: of.sequence,
+                    role: of.role,
+                    hit,
+                    keys,
+                }),
+            }
+        }
+        if !steps.is_empty() {
+            lock(&self.steps).extend(steps);
+        }
         if let Err(e) = lock(&self.spool).extend(hits) {
             self.stop.store(true, Ordering::Relaxed);
             *lock(&self.spool_error) = Some(e);
         }
     }
 
-    /// The spool, once the failures and scripts are in `report`; the first failure with
-    /// `fail_fast`, or the spool's.
-    fn finish(self, report: &mut HuntReport, fail_fast: bool) -> Result<Spool, HuntError> {
+    /// The spool and the sequence steps' events, once the failures and scripts are in
+    /// `report`; the first failure with `fail_fast`, or the spool's.
+    fn finish(
+        self,
+        report: &mut HuntReport,
+        fail_fast: bool,
+    ) -> Result<(Spool, Vec<StepEvent>), HuntError> {
         if let Some(e) = inner(self.spool_error) {
             return Err(HuntError::Output(e));
         }
@@ -367,7 +533,7 @@ impl Taken {
         }
         report.failures.extend(failures);
         report.scripts = inner(self.scripts);
-        Ok(inner(self.spool))
+        Ok((inner(self.spool), inner(self.steps)))
     }
 }
 
@@ -405,5 +571,6 @@ fn full_hit(plan: &Plan, dataset: &str, file: &str, h: RowHit) -> Hit {
         dataset: dataset.to_string(),
         file: file.to_string(),
         row: h.row,
+        sequence: None,
     }
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use crate::cond::analyzer::Analyzer;
 use crate::ingest::dataset::{self, Manifest};
 use crate::ingest::schema::SCRIPT_TEXT;
-use crate::plan::{Role, Target};
+use crate::plan::{Role, StepOf, Target};
 use crate::rules::pack::{self, Compiled, LoadOptions, LoadedVersion, RuleVersion, Status};
+use crate::sequence::{Join, Role as SequenceRole};
 use crate::sink::{Hit, SinkError};
 use crate::store::{LocalStore, Store};
 
@@ -76,6 +77,16 @@ pub struct Pass {
     /// Every hit in the files, whatever the session's time range: an incremental hunt keeps
     /// whole files' hits and applies the range to the table.
     pub whole_files: bool,
+}
+
+/// What a pass scans for.
+#[derive(Default)]
+pub(super) struct Targets<'s> {
+    pub list: Vec<Target<'s>>,
+    /// Selected versions among them (a sequence counts once, whatever its steps).
+    pub selected: usize,
+    /// The sequences whose steps are targets, as their [`StepOf`] indices name them.
+    pub sequences: Vec<(&'s RuleVersion, &'s Join)>,
 }
 
 /// Rule versions chosen and datasets opened, ready for passes.
@@ -154,30 +165,49 @@ impl Session {
         })
     }
 
-    /// What `pass` scans for: the selection's runnable versions it keeps, then its extras.
-    pub(super) fn targets<'s>(&'s self, pass: &'s Pass) -> (Vec<Target<'s>>, usize) {
-        let mut targets: Vec<Target> = self
-            .ready()
-            .filter(|(rule, _)| {
-                pass.versions
-                    .as_ref()
-                    .is_none_or(|only| only.contains(&(rule.rule_id.clone(), rule.version)))
-            })
-            .map(|(rule, compiled)| Target {
-                rule,
-                cond: &compiled.cond,
-                role: Role::Version,
-                mapped: compiled.mapped.as_deref(),
-            })
-            .collect();
-        let selected = targets.len();
-        targets.extend(pass.extra.iter().map(|e| Target {
+    /// What `pass` scans for: the selection's runnable versions it keeps (a sequence as
+    /// one target per step), then its extras.
+    pub(super) fn targets<'s>(&'s self, pass: &'s Pass) -> Targets<'s> {
+        let mut out = Targets::default();
+        let kept = self.ready().filter(|(rule, _)| {
+            pass.versions
+                .as_ref()
+                .is_none_or(|only| only.contains(&(rule.rule_id.clone(), rule.version)))
+        });
+        for (rule, compiled) in kept {
+            out.selected += 1;
+            let Some(join) = &compiled.sequence else {
+                out.list.push(Target {
+                    rule,
+                    cond: &compiled.cond,
+                    role: Role::Version,
+                    mapped: compiled.mapped.as_deref(),
+                    step: None,
+                });
+                continue;
+            };
+            let sequence = out.sequences.len();
+            out.sequences.push((rule, join.as_ref()));
+            let steps = join.steps.iter().enumerate();
+            let steps = steps.map(|(i, s)| (SequenceRole::Step(i), s));
+            for (role, step) in steps.chain(join.until.iter().map(|u| (SequenceRole::Until, u))) {
+                out.list.push(Target {
+                    rule,
+                    cond: &step.cond,
+                    role: Role::Version,
+                    mapped: Some(step.mapped.as_ref()),
+                    step: Some(StepOf { sequence, role }),
+                });
+            }
+        }
+        out.list.extend(pass.extra.iter().map(|e| Target {
             rule: &e.rule,
             cond: &e.cond,
             role: e.role,
             mapped: e.mapped.as_deref(),
+            step: None,
         }));
-        (targets, selected)
+        out
     }
 
     /// Runs `pass` and hands its hits to `out` in the hit table's order, a batch at a time;

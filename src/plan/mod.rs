@@ -145,6 +145,17 @@ pub struct Target<'a> {
     /// Where the condition depends on the dataset's fields: what is planned instead of
     /// `cond`, resolved against the dataset's columns.
     pub mapped: Option<&'a dyn MappedCond>,
+    /// For a step of a sequence: which one; its hits are that sequence's events to join,
+    /// not hits of their own.
+    pub step: Option<StepOf>,
+}
+
+/// The step of a sequence a target runs: an index into the caller's sequences, and which
+/// part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepOf {
+    pub sequence: usize,
+    pub role: crate::sequence::Role,
 }
 
 /// One version in the plan.
@@ -159,6 +170,8 @@ pub struct VersionPlan {
     pub positive: Vec<(usize, Arc<str>)>,
     /// Why it can never match this dataset, when that is known before scanning.
     pub cannot_fire: Option<String>,
+    /// For a step of a sequence: which one.
+    pub step: Option<StepOf>,
 }
 
 /// Every selected version of every rule compiled against one dataset's columns.
@@ -258,6 +271,7 @@ impl Builder<'_> {
                     expr: Expr::False,
                     positive: Vec::new(),
                     cannot_fire: Some(why.clone()),
+                    step: target.step,
                 }
             }
         };
@@ -290,6 +304,7 @@ impl Builder<'_> {
             },
             positive,
             cannot_fire,
+            step: target.step,
         }
     }
 
@@ -588,6 +603,7 @@ mod tests {
                 cond,
                 role: Role::Version,
                 mapped: None,
+                step: None,
             })
             .collect();
         Plan::compile(&targets, cols, FieldTypes::default(), indices)

@@ -25,7 +25,8 @@ use super::dsl::{self, Filter};
 use super::eql::{self, lower};
 use super::kql::{self, Query, SyntaxError};
 use crate::cond::fields::FieldTypes;
-use crate::cond::{Cond, MappedCond};
+use crate::cond::{Cond, FieldSel, MappedCond, Pred, Test};
+use crate::sequence::{Join, JoinStep, KeyField};
 
 /// Kibana's defaults for rules that do not set them.
 pub const DEFAULT_INTERVAL: &str = "5m";
@@ -84,6 +85,9 @@ pub struct Compiled {
     pub cond: Cond,
     /// For EQL: the condition resolved against what a dataset maps, which is what runs.
     pub mapped: Option<Arc<dyn MappedCond>>,
+    /// For an EQL sequence: its steps, which run instead of `cond` (then `False`), and how
+    /// their events join.
+    pub sequence: Option<Arc<Join>>,
 }
 
 /// A query in the syntax tree of its language.
@@ -449,6 +453,7 @@ pub fn compile(rule: &RuleVersion) -> Status {
             query: ParsedQuery::Kql(query),
             filters,
             mapped: None,
+            sequence: None,
         }),
         Err(e) => Status::BadFilter(e),
     }
@@ -462,16 +467,28 @@ fn compile_eql(rule: &RuleVersion, query: eql::Query) -> Status {
         Ok(f) => f,
         Err(e) => return Status::BadFilter(e),
     };
-    let eql::Body::Event(event) = &query.body else {
-        let kind = match query.body {
-            eql::Body::Sequence(_) => "sequence",
-            _ => "sample",
-        };
-        return Status::EqlCannotRun(format!("{kind} queries do not run yet"));
+    let event = match &query.body {
+        eql::Body::Event(event) => event.clone(),
+        eql::Body::Sequence(sequence) => {
+            return match compile_sequence(sequence, &dsl::lower(&filters)) {
+                Ok(join) => Status::Ready(Compiled {
+                    query: ParsedQuery::Eql(Box::new(query)),
+                    filters,
+                    cond: Cond::False,
+                    mapped: None,
+                    sequence: Some(Arc::new(join)),
+                }),
+                Err(why) => Status::EqlCannotRun(why),
+            }
+        }
+        eql::Body::Sample(_) => {
+            return Status::EqlCannotRun("sample queries do not run yet".into());
+        }
     };
     let condition = EqlCondition {
-        filter: event.clone(),
+        filter: event,
         filters: dsl::lower(&filters),
+        mandatory_keys: Vec::new(),
     };
     match condition.resolve(&|_| true, FieldTypes::default()) {
         Ok(cond) => Status::Ready(Compiled {
@@ -479,23 +496,82 @@ fn compile_eql(rule: &RuleVersion, query: eql::Query) -> Status {
             filters,
             cond,
             mapped: Some(Arc::new(condition)),
+            sequence: None,
         }),
         Err(why) => Status::EqlCannotRun(why),
     }
 }
 
-/// An EQL filter and the rule's Query-DSL filters, resolved against a dataset's fields.
+/// A sequence's steps, each its filter and the rule's filters, with its join keys (the
+/// sequence's `by` then the step's); a non-optional key must have a value for an event to
+/// take part (the optimizer's `AddMandatoryJoinKeyFilter`).
+fn compile_sequence(sequence: &eql::Sequence, filters: &Cond) -> Result<Join, String> {
+    let step = |s: &eql::Step| -> Result<JoinStep, String> {
+        let keys = sequence
+            .by
+            .iter()
+            .chain(&s.by)
+            .map(|k| match k {
+                eql::Expr::Field(f) => Ok(KeyField {
+                    path: f.path.clone(),
+                    optional: f.optional,
+                }),
+                other => Err(format!(
+                    "the join key [{}] is not a field, which quarry does not run yet",
+                    eql::print_expr(other)
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let condition = EqlCondition {
+            filter: s.filter.clone(),
+            filters: filters.clone(),
+            mandatory_keys: keys
+                .iter()
+                .filter(|k| !k.optional)
+                .map(|k| k.path.clone())
+                .collect(),
+        };
+        Ok(JoinStep {
+            cond: condition.resolve(&|_| true, FieldTypes::default())?,
+            mapped: Arc::new(condition),
+            keys,
+            missing: s.missing,
+        })
+    };
+    Ok(Join {
+        steps: sequence.steps.iter().map(step).collect::<Result<_, _>>()?,
+        until: sequence.until.as_ref().map(step).transpose()?,
+        maxspan_ms: sequence
+            .maxspan
+            .map(|m| i64::try_from(m.millis()).unwrap_or(i64::MAX)),
+    })
+}
+
+/// An EQL filter and the rule's Query-DSL filters, resolved against a dataset's fields; in
+/// a sequence, with the step's non-optional join keys, which must be mapped and present.
 #[derive(Debug)]
 struct EqlCondition {
     filter: eql::EventFilter,
     filters: Cond,
+    mandatory_keys: Vec<String>,
 }
 
 impl MappedCond for EqlCondition {
     fn resolve(&self, is_mapped: &dyn Fn(&str) -> bool, types: FieldTypes) -> Result<Cond, String> {
         let mapping = lower::Mapping { is_mapped, types };
         let cond = lower::lower_filter(&self.filter, &mapping).map_err(|e| e.0)?;
-        Ok(Cond::And(vec![cond, self.filters.clone()]))
+        let mut all = vec![cond, self.filters.clone()];
+        for key in &self.mandatory_keys {
+            if !is_mapped(key) {
+                return Err(lower::unknown(key).0);
+            }
+            all.push(Cond::Pred(Pred {
+                field: FieldSel::Name(key.clone()),
+                test: Test::Exists,
+                shown: " != null".into(),
+            }));
+        }
+        Ok(Cond::And(all))
     }
 }
 

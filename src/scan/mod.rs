@@ -40,7 +40,7 @@ use logic::{eval2, eval3};
 use memo::{TextMemo, ValueKey};
 pub use part::{check_byte_ranges, read_footer, Part};
 use script::ScriptSummary;
-use values::{first_text, for_each_value, matchable, plain};
+use values::{all_texts, first_text, for_each_value, matchable, plain};
 
 /// `[from, to)` in microseconds since the epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -77,6 +77,8 @@ pub struct RowHit {
     pub fields: Arc<[Option<String>]>,
     /// Labels of the version's non-negated leaves true on this row.
     pub matched: Vec<Arc<str>>,
+    /// Every value of each of the [`Scanner::read_keys`] fields, in order (none asked: empty).
+    pub keys: Arc<[Vec<String>]>,
 }
 
 /// What is evaluated on one column.
@@ -110,6 +112,8 @@ pub struct Scanner {
     script_column: Option<String>,
     /// The columns read for every hit row (the hit table's triage fields).
     hit_fields: Vec<String>,
+    /// Columns read whole (every value) for every hit row: sequences' join keys.
+    key_fields: Vec<String>,
     columns: Vec<ColumnPlan>,
     /// Versions that can fire, grouped by identical programs (consecutive versions of a
     /// rule often leave the query unchanged): each group is evaluated once.
@@ -176,6 +180,7 @@ impl Scanner {
             plan,
             script_column: None,
             hit_fields: hit_fields.iter().map(|f| f.to_string()).collect(),
+            key_fields: Vec::new(),
             columns,
             live: groups,
         })
@@ -189,6 +194,11 @@ impl Scanner {
     /// Summarises the `column` value (the script) of every hit row as well.
     pub fn summarise_scripts(&mut self, column: &str) {
         self.script_column = Some(column.to_string());
+    }
+
+    /// Also reads every value of `fields` for every hit row, into [`RowHit::keys`].
+    pub fn read_keys(&mut self, fields: Vec<String>) {
+        self.key_fields = fields;
     }
 
     /// Whether any version can fire at all.
@@ -249,6 +259,7 @@ impl Scanner {
         let selection = (hit_rows.len() < rows).then_some(hit_rows.as_slice());
         let mut names: Vec<&str> = self.hit_fields.iter().map(String::as_str).collect();
         names.extend(self.script_column.as_deref());
+        names.extend(self.key_fields.iter().map(String::as_str));
         let fields = part.read(rg, &names, selection)?;
         let first_row: u64 = (0..rg).map(|g| part.row_group_rows(g) as u64).sum();
         Ok(self.unit_hits(hits, &bits, &timestamps, &fields, selection, first_row))
@@ -302,7 +313,11 @@ impl Scanner {
             return Ok(UnitHits::default());
         }
         let mut fields = HashMap::new();
-        let names = self.hit_fields.iter().chain(&self.script_column);
+        let names = self
+            .hit_fields
+            .iter()
+            .chain(&self.script_column)
+            .chain(&self.key_fields);
         let picked: UInt64Array = hits.rows.iter().map(|&r| r as u64).collect();
         for name in names {
             if let Some(array) = arrays.get(name) {
@@ -463,6 +478,24 @@ impl Scanner {
                 (r, values)
             })
             .collect();
+        let keys_of_row: HashMap<usize, Arc<[Vec<String>]>> = match self.key_fields.is_empty() {
+            true => HashMap::new(),
+            false => hits
+                .rows
+                .iter()
+                .map(|&r| {
+                    let values = self
+                        .key_fields
+                        .iter()
+                        .map(|f| match (fields.get(f), at(r)) {
+                            (Some(array), Some(i)) => all_texts(array.as_ref(), i),
+                            _ => Vec::new(),
+                        })
+                        .collect();
+                    (r, values)
+                })
+                .collect(),
+        };
         let mut out = Vec::new();
         for (group, rows) in hits.by_group {
             for &v in group {
@@ -480,6 +513,7 @@ impl Scanner {
                         timestamp_us: timestamps.value(r),
                         fields: fields_of_row.get(&r).cloned().unwrap_or_default(),
                         matched,
+                        keys: keys_of_row.get(&r).cloned().unwrap_or_default(),
                     });
                 }
             }
@@ -756,6 +790,7 @@ mod tests {
                     cond: &c.cond,
                     role: Role::Version,
                     mapped: c.mapped.as_deref(),
+                    step: None,
                 }),
                 _ => None,
             })

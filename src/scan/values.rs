@@ -126,6 +126,13 @@ pub fn for_each_value(array: &dyn Array, f: &mut dyn FnMut(usize, &str)) {
     }
 }
 
+/// Every value of position `at` as text (each element of a list).
+pub fn all_texts(array: &dyn Array, at: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for_each_value(&array.slice(at, 1), &mut |_, v| out.push(v.to_string()));
+    out
+}
+
 /// The first value of position `at` as text.
 pub fn first_text(array: &dyn Array, at: usize) -> Option<String> {
     let mut out = None;

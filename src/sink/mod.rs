@@ -68,6 +68,17 @@ pub struct Hit {
     pub dataset: String,
     pub file: String,
     pub row: u64,
+    /// For an event of an EQL sequence: which sequence of the version, and which step the
+    /// event played.
+    pub sequence: Option<SequenceRef>,
+}
+
+/// An event's place in a sequence: the sequence (numbered per version, in the order the
+/// sequences come, by their first event) and the step (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SequenceRef {
+    pub id: u64,
+    pub step: u32,
 }
 
 impl Hit {
@@ -125,6 +136,7 @@ pub fn order(a: &Hit, b: &Hit) -> std::cmp::Ordering {
         &a.dataset,
         &a.file,
         a.row,
+        a.sequence,
     )
         .cmp(&(
             &b.rule_id,
@@ -134,6 +146,7 @@ pub fn order(a: &Hit, b: &Hit) -> std::cmp::Ordering {
             &b.dataset,
             &b.file,
             b.row,
+            b.sequence,
         ))
 }
 
@@ -169,6 +182,8 @@ pub fn schema() -> Schema {
     fields.push(Field::new("dataset", DataType::Utf8, false));
     fields.push(Field::new("file", DataType::Utf8, false));
     fields.push(Field::new("row", DataType::UInt64, false));
+    fields.push(Field::new("sequence_id", DataType::UInt64, true));
+    fields.push(Field::new("sequence_step", DataType::UInt32, true));
     Schema::new(fields)
 }
 
@@ -212,6 +227,12 @@ fn batch(hits: &[Hit]) -> Result<RecordBatch, arrow::error::ArrowError> {
     columns.push(strings(&|h| &h.file));
     columns.push(Arc::new(UInt64Array::from_iter_values(
         hits.iter().map(|h| h.row),
+    )));
+    columns.push(Arc::new(UInt64Array::from_iter(
+        hits.iter().map(|h| h.sequence.map(|s| s.id)),
+    )));
+    columns.push(Arc::new(UInt32Array::from_iter(
+        hits.iter().map(|h| h.sequence.map(|s| s.step)),
     )));
     let schema = Arc::new(schema());
     // The list field of the builder is named `item` and nullable, as the schema says.
@@ -391,6 +412,8 @@ fn json_row(h: &Hit) -> serde_json::Value {
     row.insert("dataset".into(), h.dataset.clone().into());
     row.insert("file".into(), h.file.clone().into());
     row.insert("row".into(), h.row.into());
+    row.insert("sequence_id".into(), h.sequence.map(|s| s.id).into());
+    row.insert("sequence_step".into(), h.sequence.map(|s| s.step).into());
     serde_json::Value::Object(row)
 }
 
@@ -417,6 +440,9 @@ fn write_csv<W: Write>(hits: &[Hit], w: &mut csv::Writer<W>) -> Result<(), csv::
         record.push(h.dataset.clone());
         record.push(h.file.clone());
         record.push(h.row.to_string());
+        let sequence = |f: fn(SequenceRef) -> String| h.sequence.map(f).unwrap_or_default();
+        record.push(sequence(|s| s.id.to_string()));
+        record.push(sequence(|s| s.step.to_string()));
         w.write_record(&record)?;
     }
     Ok(())

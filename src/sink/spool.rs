@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::{Damage, SinkError, SinkErrorKind};
-use super::{order, Hit, TRIAGE_FIELDS};
+use super::{order, Hit, SequenceRef, TRIAGE_FIELDS};
 use crate::plan::Role;
 
 /// Hits handed to the consumer at a time.
@@ -232,10 +232,20 @@ fn role_byte(role: Role) -> u8 {
     }
 }
 
+/// Set in the role byte of a hit that is an event of a sequence (its id and step follow).
+const IN_SEQUENCE: u8 = 0x10;
+
 fn encode(h: &Hit, out: &mut Vec<u8>) {
     put_str(out, &h.rule_id);
     out.extend_from_slice(&h.rule_version.to_le_bytes());
-    out.push(role_byte(h.role));
+    match h.sequence {
+        None => out.push(role_byte(h.role)),
+        Some(s) => {
+            out.push(role_byte(h.role) | IN_SEQUENCE);
+            out.extend_from_slice(&s.id.to_le_bytes());
+            out.extend_from_slice(&s.step.to_le_bytes());
+        }
+    }
     put_str(out, &h.rule_name);
     put_str(out, &h.severity);
     out.extend_from_slice(&h.risk_score.to_le_bytes());
@@ -304,11 +314,19 @@ impl<R: Read> RunReader<R> {
             .map_err(|e| self.error(e))?;
         let rule_id = self.string(u64::from_le_bytes(first))?;
         let rule_version = u32::from_le_bytes(self.array()?);
-        let role = match self.array::<1>()? {
-            [0] => Role::Version,
-            [1] => Role::WhatIf,
-            [2] => Role::GroundTruth,
-            [b] => return Err(self.damaged(Damage::Role(b))),
+        let [role_byte] = self.array::<1>()?;
+        let role = match role_byte & !IN_SEQUENCE {
+            0 => Role::Version,
+            1 => Role::WhatIf,
+            2 => Role::GroundTruth,
+            _ => return Err(self.damaged(Damage::Role(role_byte))),
+        };
+        let sequence = match role_byte & IN_SEQUENCE {
+            0 => None,
+            _ => Some(SequenceRef {
+                id: u64::from_le_bytes(self.array()?),
+                step: u32::from_le_bytes(self.array()?),
+            }),
         };
         let rule_name = self.read_str()?;
         let severity = self.read_str()?;
@@ -344,6 +362,7 @@ impl<R: Read> RunReader<R> {
             dataset,
             file,
             row,
+            sequence,
         }))
     }
 
@@ -412,6 +431,10 @@ mod tests {
             dataset: "d".into(),
             file: format!("part-{}", i % 2),
             row: i,
+            sequence: i.is_multiple_of(3).then_some(SequenceRef {
+                id: i,
+                step: (i % 4) as u32,
+            }),
         }
     }
 

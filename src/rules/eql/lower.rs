@@ -82,7 +82,8 @@ pub fn lower_filter(filter: &EventFilter, mapping: &Mapping) -> Result<Cond, Can
     })
 }
 
-fn unknown(field: &str) -> CannotRun {
+/// The refusal of a field mapped nowhere.
+pub fn unknown(field: &str) -> CannotRun {
     CannotRun(format!(
         "field `{field}` is not mapped in the indices it searches (Elasticsearch: Unknown column [{field}])"
     ))

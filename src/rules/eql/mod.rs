@@ -23,6 +23,11 @@ pub mod reference;
 
 pub use check::{check, FUNCTIONS};
 
+/// An expression as EQL writes it.
+pub fn print_expr(e: &Expr) -> String {
+    print::expr(e)
+}
+
 use std::fmt;
 
 /// A parsed EQL statement.
