@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use quarry::cond::fields::FieldTypes;
@@ -238,17 +238,17 @@ fn query(rng: &mut Rng) -> String {
     format!("{category} where {}", condition(rng, 3))
 }
 
+/// Writes `docs` documents and `rules` EQL rules drawn by `doc` and `query`.
 fn write_inputs(
     dir: &Path,
-    seed: u64,
-    docs: usize,
-    rules: usize,
-) -> (std::path::PathBuf, std::path::PathBuf) {
-    let mut rng = Rng(seed);
+    rng: &mut Rng,
+    (docs, doc): (usize, fn(&mut Rng, usize) -> serde_json::Value),
+    (rules, query): (usize, fn(&mut Rng) -> String),
+) -> (PathBuf, PathBuf) {
     let input = dir.join("docs.ndjson");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
     for i in 0..docs {
-        writeln!(f, "{}", document(&mut rng, i)).expect("write");
+        writeln!(f, "{}", doc(rng, i)).expect("write");
     }
     f.flush().expect("flush");
     let pack = dir.join("rules.jsonl");
@@ -256,7 +256,7 @@ fn write_inputs(
     for r in 0..rules {
         let rule = serde_json::json!({
             "rule_id": format!("eql-{r:04}"), "version": 1, "name": format!("generated {r}"),
-            "type": "eql", "language": "eql", "query": query(&mut rng),
+            "type": "eql", "language": "eql", "query": query(rng),
             "index": ["logs-windows.*"], "risk_score": 21, "severity": "low",
         });
         writeln!(f, "{rule}").expect("write");
@@ -264,12 +264,16 @@ fn write_inputs(
     (input, pack)
 }
 
-fn differential(seed: u64, docs: usize, rules: usize) {
-    let tmp = util::temp_dir();
-    let (input, pack) = write_inputs(tmp.path(), seed, docs, rules);
-    let dataset = tmp.path().join("ds");
+/// The input converted (row groups of `rows`), the pack loaded (every version runs but for
+/// scripts over several fields) and hunted.
+fn convert_and_hunt(
+    dir: &Path,
+    (input, pack): (PathBuf, PathBuf),
+    rows: usize,
+) -> (PathBuf, pack::Pack, hunt::HuntReport) {
+    let dataset = dir.join("ds");
     let mut opts = quarry::ingest::ConvertOptions::default();
-    opts.layout.row_group_rows = 89;
+    opts.layout.row_group_rows = rows;
     quarry::ingest::convert(
         &[input],
         &dataset,
@@ -279,22 +283,14 @@ fn differential(seed: u64, docs: usize, rules: usize) {
     )
     .expect("convert");
     let loaded = pack::load(std::slice::from_ref(&pack), &LoadOptions::default()).expect("pack");
-    let ready = loaded
-        .versions
-        .iter()
-        .filter(|v| v.status.is_ready())
-        .count();
     let refused: Vec<String> = loaded
         .versions
         .iter()
         .filter(|v| !v.status.is_ready())
         .map(|v| format!("{}: {}", v.rule.query, v.status.problem()))
+        .filter(|r| !r.contains("several fields"))
         .collect();
-    // Scripts over several fields are the one thing generated here that does not run.
-    assert!(
-        refused.iter().all(|r| r.contains("several fields")),
-        "{refused:#?}"
-    );
+    assert!(refused.is_empty(), "{refused:#?}");
     let report = hunt::hunt(
         &HuntOptions {
             packs: vec![pack],
@@ -306,6 +302,19 @@ fn differential(seed: u64, docs: usize, rules: usize) {
     )
     .expect("hunt");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
+    (dataset, loaded, report)
+}
+
+fn differential(seed: u64, docs: usize, rules: usize) {
+    let tmp = util::temp_dir();
+    let mut rng = Rng(seed);
+    let inputs = write_inputs(tmp.path(), &mut rng, (docs, document), (rules, query));
+    let (dataset, loaded, report) = convert_and_hunt(tmp.path(), inputs, 89);
+    let ready = loaded
+        .versions
+        .iter()
+        .filter(|v| v.status.is_ready())
+        .count();
     let engine = reference::hit_keys(&report);
     let expected = reference::reference_hits(
         &loaded,
@@ -469,55 +478,13 @@ fn sequence_document(rng: &mut Rng, i: usize) -> serde_json::Value {
 fn sequence_differential(seed: u64, docs: usize, rules: usize) {
     let tmp = util::temp_dir();
     let mut rng = Rng(seed);
-    let input = tmp.path().join("docs.ndjson");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&input).expect("create"));
-    for i in 0..docs {
-        writeln!(f, "{}", sequence_document(&mut rng, i)).expect("write");
-    }
-    f.flush().expect("flush");
-    drop(f);
-    let pack = tmp.path().join("rules.jsonl");
-    let mut f = std::fs::File::create(&pack).expect("create");
-    for r in 0..rules {
-        let rule = serde_json::json!({
-            "rule_id": format!("seq-{r:04}"), "version": 1, "name": format!("sequence {r}"),
-            "type": "eql", "language": "eql", "query": sequence_query(&mut rng),
-            "index": ["logs-windows.*"], "risk_score": 21, "severity": "low",
-        });
-        writeln!(f, "{rule}").expect("write");
-    }
-    drop(f);
-    let dataset = tmp.path().join("ds");
-    let mut opts = quarry::ingest::ConvertOptions::default();
-    opts.layout.row_group_rows = 61;
-    quarry::ingest::convert(
-        &[input],
-        &dataset,
-        &opts,
-        &mut quarry::ingest::NoProgress,
-        &AtomicBool::new(false),
-    )
-    .expect("convert");
-    let loaded = pack::load(std::slice::from_ref(&pack), &LoadOptions::default()).expect("pack");
-    let refused: Vec<String> = loaded
-        .versions
-        .iter()
-        .filter(|v| !v.status.is_ready())
-        .map(|v| format!("{}: {}", v.rule.query, v.status.problem()))
-        .filter(|r| !r.contains("several fields"))
-        .collect();
-    assert!(refused.is_empty(), "{refused:#?}");
-    let report = hunt::hunt(
-        &HuntOptions {
-            packs: vec![pack],
-            datasets: vec![dataset.clone()],
-            ..Default::default()
-        },
-        &NoProgress,
-        &AtomicBool::new(false),
-    )
-    .expect("hunt");
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let inputs = write_inputs(
+        tmp.path(),
+        &mut rng,
+        (docs, sequence_document),
+        (rules, sequence_query),
+    );
+    let (dataset, loaded, report) = convert_and_hunt(tmp.path(), inputs, 61);
     let engine = reference::sequence_keys(&report);
     let expected = reference::reference_sequences(&loaded, &dataset, &FieldTypes::default());
     let extra: Vec<_> = engine.difference(&expected).take(5).collect();

@@ -294,12 +294,39 @@ fn show_eql(query: &eql::Query, compiled: &Compiled) {
         .map(|f| format!("{}{}", if f.optional { "?" } else { "" }, f.path))
         .collect();
     println!("fields     {}", fields.join(", "));
-    println!("tests");
-    let mut seen = BTreeSet::new();
-    for line in cond_leaves(&compiled.cond) {
-        if seen.insert(line.clone()) {
-            println!("  {line}");
+    let print_tests = |cond: &Cond| {
+        let mut seen = BTreeSet::new();
+        for line in cond_leaves(cond) {
+            if seen.insert(line.clone()) {
+                println!("  {line}");
+            }
         }
+    };
+    let Some(join) = &compiled.sequence else {
+        println!("tests");
+        print_tests(&compiled.cond);
+        return;
+    };
+    if let Some(ms) = join.maxspan_ms {
+        println!("maxspan    {ms} ms");
+    }
+    let steps = join
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("step {i}"), s));
+    for (name, step) in steps.chain(join.until.iter().map(|u| ("until".to_string(), u))) {
+        let keys: Vec<String> = step
+            .keys
+            .iter()
+            .map(|k| format!("{}{}", if k.optional { "?" } else { "" }, k.path))
+            .collect();
+        println!(
+            "{name}{} by [{}]",
+            if step.missing { " (missing event)" } else { "" },
+            keys.join(", ")
+        );
+        print_tests(&step.cond);
     }
 }
 
