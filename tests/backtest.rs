@@ -417,3 +417,97 @@ fn labelled_event_files_give_the_same_truth_as_the_labels_column() {
         assert_eq!(truths(&from_file), truths(&column), "{}", path.display());
     }
 }
+
+/// An EQL event rule and an EQL sequence rule replayed: an execution of an EQL rule takes
+/// its window's latest `max_signals` matches, and a sequence is one alert, raised by the
+/// first execution whose window holds all its events.
+#[test]
+fn eql_rules_alert_the_latest_matches_and_once_per_sequence() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let input = tmp.path().join("events.ndjson");
+    let mut f = std::fs::File::create(&input).expect("create");
+    // Process starts on ws-1 at 1:00, 4:30 and 4:40, then a network event at 4:50; a start
+    // on ws-2 at 20:00 and a network event at 29:00 (nine minutes later: no window holds
+    // both).
+    let events = [
+        (60, "process", "ws-1"),
+        (270, "process", "ws-1"),
+        (280, "process", "ws-1"),
+        (290, "network", "ws-1"),
+        (1200, "process", "ws-2"),
+        (1740, "network", "ws-2"),
+    ];
+    for (s, category, host) in events {
+        let ts = chrono::DateTime::from_timestamp(1_714_521_600 + s, 0).expect("time");
+        let doc = serde_json::json!({
+            "@timestamp": ts.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "event": {"category": [category]},
+            "host": {"name": host},
+            "process": {"name": "cmd.exe"},
+            "_index": "logs-windows.sysmon_operational-default",
+        });
+        writeln!(f, "{doc}").expect("write");
+    }
+    drop(f);
+    let dataset = tmp.path().join("ds");
+    crate::util::convert_default(&[input], &dataset).expect("convert");
+    let pack = tmp.path().join("rules.jsonl");
+    let rule = |id: &str, query: &str| {
+        serde_json::json!({
+            "rule_id": id, "version": 1, "name": id, "type": "eql", "language": "eql",
+            "query": query, "index": ["logs-windows.*"], "interval": "5m", "from": "now-6m",
+            "max_signals": 2, "risk_score": 21, "severity": "low",
+        })
+    };
+    let rules = [
+        rule("events", "process where process.name : \"CMD.exe\""),
+        rule(
+            "pairs",
+            "sequence by host.name [process where true] [network where true]",
+        ),
+    ];
+    std::fs::write(
+        &pack,
+        rules.iter().map(|r| format!("{r}\n")).collect::<String>(),
+    )
+    .expect("pack");
+    let report = quarry::backtest::run(
+        &quarry::backtest::BacktestOptions {
+            hunt: HuntOptions {
+                packs: vec![pack],
+                datasets: vec![dataset],
+                // Executions every five minutes from minute 0 to minute 35.
+                range: quarry::scan::TimeRange {
+                    from_us: Some(1_714_521_600_000_000),
+                    to_us: Some((1_714_521_600 + 31 * 60) * 1_000_000),
+                },
+                ..Default::default()
+            },
+            truth: None,
+            examples: 3,
+            exception: Some("host.name: \"ws-9\"".into()),
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("backtest");
+    let row = |id: &str| {
+        let r = report.rules.iter().find(|r| r.rule_id == id).expect("rule");
+        r.versions[0].clone()
+    };
+    let events = row("events");
+    // Executions at 0, 5, ..., 35 min. The one at 5:00 sees 1:00, 4:30 and 4:40 and takes
+    // the latest two; the one at 10:00 gets 4:30 and 4:40 again, alerted already, and they
+    // fill its cap: 1:00 is never alerted (oldest first, it would have been at 5:00 and 4:40
+    // at 10:00). 20:00 is alerted at 20:00.
+    assert_eq!(events.hits, 4);
+    assert_eq!((events.alerts, events.dropped_by_cap), (3, 1));
+    assert!(events.what_if.is_some());
+    let pairs = row("pairs");
+    // Globally ws-1 pairs 4:40 with 4:50 and ws-2 pairs 20:00 with 29:00; only the first
+    // fits in a six-minute window.
+    assert_eq!(pairs.hits, 4, "two events of each of two sequences");
+    assert_eq!((pairs.alerts, pairs.not_searched), (1, 1));
+    assert!(pairs.what_if.is_none(), "a sequence has no what-if");
+}

@@ -563,3 +563,109 @@ fn eql_versions_that_cannot_run_are_listed_with_the_reason() {
         Status::Ready(_)
     ));
 }
+
+/// The EQL versions of Elastic's Windows history on the real attack samples: the hits of
+/// event queries and the events of sequences equal the reference's. In CI, the latest
+/// version of every third EQL rule on `evtx-all-channels`; with `QUARRY_REAL_EQL=all`
+/// (a release build), every EQL version on `evtx-all-channels` and `otrf/full`, with a table
+/// of the rules that fire.
+#[test]
+fn eql_versions_on_the_real_attack_samples_equal_the_reference() {
+    let (Some(data), true) = (
+        util::shared_data(),
+        util::repo("../shared/rules/windows-rules-history.jsonl").is_file(),
+    ) else {
+        return;
+    };
+    let all = std::env::var("QUARRY_REAL_EQL").is_ok_and(|v| v == "all");
+    let tmp = util::temp_dir();
+    let history =
+        std::fs::read_to_string(util::repo("../shared/rules/windows-rules-history.jsonl"))
+            .expect("history");
+    let rows: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .filter(|r: &serde_json::Value| r["language"] == "eql")
+        .collect();
+    let mut latest: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &rows {
+        let v = latest
+            .entry(r["rule_id"].as_str().unwrap_or_default().to_string())
+            .or_default();
+        *v = (*v).max(r["version"].as_u64().unwrap_or(0));
+    }
+    let chosen: BTreeSet<&String> = latest.keys().step_by(3).collect();
+    let pack = tmp.path().join("eql.jsonl");
+    let mut f = std::fs::File::create(&pack).expect("create");
+    for r in &rows {
+        let id = r["rule_id"].as_str().unwrap_or_default().to_string();
+        let keep =
+            all || (chosen.contains(&id) && latest.get(&id) == r["version"].as_u64().as_ref());
+        if keep {
+            writeln!(f, "{r}").expect("write");
+        }
+    }
+    drop(f);
+    let dataset = tmp.path().join("ds");
+    let mut inputs = vec![data.join("evtx-all-channels")];
+    if all {
+        inputs.push(data.join("otrf/full"));
+    }
+    util::convert_default(&inputs, &dataset).expect("convert");
+    let loaded = pack::load(std::slice::from_ref(&pack), &LoadOptions::default()).expect("pack");
+    let report = hunt::hunt(
+        &HuntOptions {
+            packs: vec![pack],
+            datasets: vec![dataset.clone()],
+            versions: hunt::VersionSelect::All,
+            ..Default::default()
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("hunt");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let types = FieldTypes::default();
+    let engine = reference::hit_keys(&report);
+    let expected = reference::reference_hits(&loaded, &dataset, &types, TimeRange::default());
+    assert_same(&engine, &expected, "EQL versions on the attack samples");
+    let engine_sequences = reference::sequence_keys(&report);
+    let expected_sequences = reference::reference_sequences(&loaded, &dataset, &types);
+    assert_eq!(
+        engine_sequences.len(),
+        expected_sequences.len(),
+        "sequence events"
+    );
+    assert!(
+        engine_sequences == expected_sequences,
+        "sequence events differ"
+    );
+    assert!(!expected.is_empty() && !expected_sequences.is_empty());
+    if all {
+        let mut by_rule: std::collections::BTreeMap<String, (BTreeSet<u32>, usize, BTreeSet<u64>)> =
+            Default::default();
+        for h in &report.hits {
+            let e = by_rule.entry(h.rule_name.clone()).or_default();
+            e.0.insert(h.rule_version);
+            e.1 += 1;
+            if let Some(s) = h.sequence {
+                e.2.insert(s.id);
+            }
+        }
+        println!("| rule | versions firing | hit rows | sequences |\n|---|---|---|---|");
+        for (name, (versions, rows, sequences)) in &by_rule {
+            println!(
+                "| {name} | {} | {rows} | {} |",
+                versions.len(),
+                sequences.len()
+            );
+        }
+        println!(
+            "{} versions run, {} rules fire, {} hit rows, {} sequence rows",
+            report.versions,
+            by_rule.len(),
+            report.hits.len(),
+            engine_sequences.len()
+        );
+    }
+}

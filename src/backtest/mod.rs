@@ -19,7 +19,7 @@ use crate::cond::analyzer::Analyzer;
 use crate::cond::eval::{self, Document};
 use crate::cond::fields::FieldTypes;
 use crate::cond::{AndNot, Cond, FieldSel, MappedCond, Pred, Test};
-use crate::hunt::{Extra, HuntError, HuntOptions, HuntProgress, Pass, Session};
+use crate::hunt::{Extra, HuntError, HuntOptions, HuntProgress, Pass, SequenceSteps, Session};
 use crate::ingest::format_micros;
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::Role;
@@ -29,7 +29,7 @@ use crate::scan::script::ScriptSummary;
 use crate::sink::Hit;
 
 use diff::{EventRef, VersionDiff};
-use schedule::{replay, Schedule};
+use schedule::{replay, replay_sequences, Replay, Schedule};
 pub use truth::TruthSource;
 use truth::{read_truth_file, Truth, TruthCounts, TruthFile};
 
@@ -208,6 +208,11 @@ pub fn run(
     let session = Session::open(&opts.hunt)?;
     let ready: Vec<(&RuleVersion, &Compiled)> = session.ready().collect();
     let versions: Vec<&RuleVersion> = ready.iter().map(|(rule, _)| *rule).collect();
+    let sequence_versions: BTreeSet<(String, u32)> = ready
+        .iter()
+        .filter(|(_, c)| c.sequence.is_some())
+        .map(|(rule, _)| (rule.rule_id.clone(), rule.version))
+        .collect();
     let (truth_file, truth_problems) = match &opts.truth {
         Some(TruthSource::File(path)) => {
             let (file, problems) = read_truth_file(path).map_err(HuntError::Truth)?;
@@ -218,9 +223,15 @@ pub fn run(
     let pass = Pass {
         extra: extra_runs(opts, &ready)?,
         summarise_scripts: true,
+        keep_sequence_steps: true,
         ..Default::default()
     };
-    let found = session.run(&pass, progress, cancel)?;
+    let mut found = session.run(&pass, progress, cancel)?;
+    let steps = std::mem::take(&mut found.sequence_steps);
+    let sequences: HashMap<(String, u32), &SequenceSteps> = steps
+        .iter()
+        .map(|s| ((s.rule_id.clone(), s.version), s))
+        .collect();
     let Datasets {
         start,
         end,
@@ -257,6 +268,8 @@ pub fn run(
         truth: truth.as_ref(),
         scripts: &found.scripts,
         analyzers: &analyzers,
+        sequences: &sequences,
+        sequence_versions: &sequence_versions,
     };
     let what_ifs = opts
         .exception
@@ -286,7 +299,9 @@ fn extra_runs(
     if let Some(exception) = &opts.exception {
         let exception = kql::parse(exception).map_err(HuntError::Exception)?;
         let exception = kql::lower(&exception);
-        extra.extend(ready.iter().map(|(rule, compiled)| Extra {
+        // A sequence has no one condition to add an exception to: no what-if.
+        let singles = ready.iter().filter(|(_, c)| c.sequence.is_none());
+        extra.extend(singles.map(|(rule, compiled)| Extra {
             rule: (*rule).clone(),
             cond: compiled.cond.clone().and_not(exception.clone()),
             role: Role::WhatIf,
@@ -370,7 +385,7 @@ fn rule_reports(
         let key = (rule.rule_id.clone(), rule.version);
         let own = by_version.get(&key).map_or(&[][..], Vec::as_slice);
         let mut row = version_row(rule, d, own, context, warnings);
-        if let Some(twins) = what_ifs {
+        if let Some(twins) = what_ifs.filter(|_| !context.sequence_versions.contains(&key)) {
             let kept = twins.get(&key).map_or(&[][..], Vec::as_slice);
             row.what_if = Some(what_if(own, kept, context.truth));
         }
@@ -488,6 +503,10 @@ struct Context<'a> {
     truth: Option<&'a Truth>,
     scripts: &'a HashMap<EventRef, ScriptSummary>,
     analyzers: &'a HashMap<String, Analyzer>,
+    /// The step events of each sequence version, joined again per execution.
+    sequences: &'a HashMap<(String, u32), &'a SequenceSteps>,
+    /// Every sequence version (with step events or not): no what-if for them.
+    sequence_versions: &'a BTreeSet<(String, u32)>,
 }
 
 /// The time a rule's executions search a hit by: its `timestamp_override` when the hit has
@@ -501,6 +520,40 @@ fn search_time(rule: &RuleVersion, hit: &Hit) -> i64 {
         .map_or(hit.timestamp_us, |t| t.timestamp_micros())
 }
 
+/// A sequence version's replay, in the terms of a version row: alerts are sequences.
+fn sequence_replay(
+    rule: &RuleVersion,
+    steps: &SequenceSteps,
+    schedule: &Schedule,
+    cx: &Context,
+) -> (Replay, Vec<DayCount>) {
+    let times: Vec<i64> = steps.events.iter().map(|h| search_time(rule, h)).collect();
+    let r = replay_sequences(&steps.spec, &steps.hits, &times, cx.start, cx.end, schedule);
+    let mut days: BTreeMap<i64, usize> = BTreeMap::new();
+    for t in &r.alerted_first {
+        *days.entry(t.div_euclid(86_400_000_000)).or_default() += 1;
+    }
+    let per_day = days
+        .into_iter()
+        .map(|(day, alerts)| {
+            let time = format_micros(day.saturating_mul(86_400_000_000));
+            DayCount {
+                day: time.get(..10).unwrap_or(&time).to_string(),
+                alerts,
+            }
+        })
+        .collect();
+    let replay = Replay {
+        alerted_at: Vec::new(),
+        alerts: r.alerts,
+        executions: r.executions,
+        capped_executions: r.capped_executions,
+        dropped: r.dropped,
+        uncovered: r.uncovered,
+    };
+    (replay, per_day)
+}
+
 fn version_row(
     rule: &RuleVersion,
     d: &VersionDiff,
@@ -508,8 +561,14 @@ fn version_row(
     cx: &Context,
     warnings: &mut Vec<String>,
 ) -> VersionRow {
+    let key = (rule.rule_id.clone(), rule.version);
+    let mut sequence_days = None;
     let replayed = match Schedule::of(&rule.interval, &rule.from, rule.max_signals) {
         Ok(schedule) => {
+            let schedule = Schedule {
+                newest_first: rule.language == "eql",
+                ..schedule
+            };
             if rule
                 .timestamp_override
                 .as_deref()
@@ -520,8 +579,17 @@ fn version_row(
                     rule.key()
                 ));
             }
-            let times: Vec<i64> = own.iter().map(|h| search_time(rule, h)).collect();
-            Some(replay(&times, cx.start, cx.end, &schedule))
+            match cx.sequences.get(&key) {
+                Some(steps) => {
+                    let (r, days) = sequence_replay(rule, steps, &schedule, cx);
+                    sequence_days = Some(days);
+                    Some(r)
+                }
+                None => {
+                    let times: Vec<i64> = own.iter().map(|h| search_time(rule, h)).collect();
+                    Some(replay(&times, cx.start, cx.end, &schedule))
+                }
+            }
         }
         Err(e) => {
             warnings.push(format!("{}: no schedule replay: {e}", rule.key()));
@@ -559,10 +627,13 @@ fn version_row(
         lost_examples: d.lost_examples.iter().map(|h| example(h, cx)).collect(),
         truth,
         clusters,
-        alerts_per_day: replayed
-            .as_ref()
-            .map(|r| alerts_per_day(own, &r.alerted_at))
-            .unwrap_or_default(),
+        alerts_per_day: match sequence_days {
+            Some(days) => days,
+            None => replayed
+                .as_ref()
+                .map(|r| alerts_per_day(own, &r.alerted_at))
+                .unwrap_or_default(),
+        },
         what_if: None,
     }
 }

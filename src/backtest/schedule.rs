@@ -8,8 +8,17 @@
 //! lose alerts to the cap, and a schedule whose lookback is shorter than its interval never
 //! looks at the events in between.
 //!
+//! An EQL rule's execution is one EQL search of `size = max_signals` with Elasticsearch's
+//! default `result_position: tail`: it gets the window's *latest* `max_signals` matches, and
+//! the ones alerted before are among them (they are not created again, and they take their
+//! place in the cap) ([`Schedule::newest_first`]).
+//!
 //! [`replay`] runs the executions `start, start + interval, ...` until one reaches `end`
 //! over the hit times of one version and says which event each execution alerted.
+
+use std::collections::HashSet;
+
+use crate::sequence::{assemble, Sequence, Spec, StepHit};
 
 /// When and how much a rule version searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +26,9 @@ pub struct Schedule {
     pub interval_us: i64,
     pub lookback_us: i64,
     pub max_signals: usize,
+    /// An EQL rule: each execution takes its window's latest `max_signals` matches,
+    /// alerted before or not.
+    pub newest_first: bool,
 }
 
 impl Schedule {
@@ -34,6 +46,7 @@ impl Schedule {
             interval_us,
             lookback_us,
             max_signals: max_signals as usize,
+            newest_first: false,
         })
     }
 }
@@ -110,9 +123,29 @@ pub fn replay(times: &[i64], start: i64, end: i64, schedule: &Schedule) -> Repla
         while first < order.len() && times[order[first]] < from {
             first += 1;
         }
+        let window: Vec<usize> = order[first..]
+            .iter()
+            .copied()
+            .take_while(|&i| times[i] <= t)
+            .collect();
         let mut created = 0;
         let mut capped = false;
-        for &i in order[first..].iter().take_while(|&&i| times[i] <= t) {
+        if schedule.newest_first {
+            // The latest `max_signals` of the window; the rest are capped.
+            let from_tail = window.len().saturating_sub(schedule.max_signals);
+            capped = from_tail > 0
+                && window[..from_tail]
+                    .iter()
+                    .any(|&i| out.alerted_at[i].is_none());
+            for (n, &i) in window.iter().enumerate() {
+                seen[i] = true;
+                if n >= from_tail && out.alerted_at[i].is_none() {
+                    out.alerted_at[i] = Some(t);
+                    created += 1;
+                }
+            }
+        }
+        for &i in window.iter().filter(|_| !schedule.newest_first) {
             seen[i] = true;
             if out.alerted_at[i].is_some() {
                 continue;
@@ -141,6 +174,83 @@ pub fn replay(times: &[i64], start: i64, end: i64, schedule: &Schedule) -> Repla
     out
 }
 
+/// What the engine would have done with one sequence version.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SequenceReplay {
+    pub alerts: usize,
+    pub executions: u64,
+    /// Executions whose window held more sequences than `max_signals`, some not alerted.
+    pub capped_executions: u64,
+    /// Sequences some execution found but none alerted.
+    pub dropped: usize,
+    /// Sequences of the whole data that no execution's window held whole.
+    pub uncovered: usize,
+    /// The search time of the first event of each alerted sequence.
+    pub alerted_first: Vec<i64>,
+}
+
+/// Replays an EQL sequence rule: each execution joins the step events its window holds
+/// (`times[event]` is each event's search time), as its search does, and alerts the latest
+/// `max_signals` sequences it finds, each once (a sequence is its events).
+pub fn replay_sequences(
+    spec: &Spec,
+    hits: &[StepHit],
+    times: &[i64],
+    start: i64,
+    end: i64,
+    schedule: &Schedule,
+) -> SequenceReplay {
+    let time = |h: &StepHit| times.get(h.event as usize).copied().unwrap_or(i64::MIN);
+    let mut order: Vec<&StepHit> = hits.iter().collect();
+    order.sort_by_key(|h| time(h));
+    let id = |s: &Sequence| -> Vec<u64> { s.events.iter().flatten().map(|(_, e)| *e).collect() };
+    let mut out = SequenceReplay::default();
+    let mut seen: HashSet<Vec<u64>> = HashSet::new();
+    let mut alerted: HashSet<Vec<u64>> = HashSet::new();
+    let mut first = 0;
+    let mut t = start;
+    loop {
+        out.executions += 1;
+        let from = t.saturating_sub(schedule.lookback_us);
+        while first < order.len() && time(order[first]) < from {
+            first += 1;
+        }
+        let window: Vec<StepHit> = order[first..]
+            .iter()
+            .take_while(|h| time(h) <= t)
+            .map(|h| (*h).clone())
+            .collect();
+        let found = assemble(spec, &window);
+        let from_tail = found.len().saturating_sub(schedule.max_signals);
+        for (n, s) in found.iter().enumerate() {
+            let key = id(s);
+            seen.insert(key.clone());
+            if n < from_tail {
+                continue;
+            }
+            if alerted.insert(key.clone()) {
+                out.alerts += 1;
+                let first_event = key.first().map_or(i64::MIN, |&e| {
+                    times.get(e as usize).copied().unwrap_or(i64::MIN)
+                });
+                out.alerted_first.push(first_event);
+            }
+        }
+        let capped = found[..from_tail].iter().any(|s| !alerted.contains(&id(s)));
+        out.capped_executions += u64::from(capped);
+        if t >= end {
+            break;
+        }
+        t = t.saturating_add(schedule.interval_us);
+    }
+    out.dropped = seen.difference(&alerted).count();
+    out.uncovered = assemble(spec, hits)
+        .iter()
+        .filter(|s| !seen.contains(&id(s)))
+        .count();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +269,8 @@ mod tests {
             Schedule {
                 interval_us: 5 * MIN,
                 lookback_us: 6 * MIN,
-                max_signals: 100
+                max_signals: 100,
+                newest_first: false,
             }
         );
         assert_eq!(every("1h", "now-90s", 1).lookback_us, 90 * SEC);
@@ -235,6 +346,71 @@ mod tests {
     }
 
     #[test]
+    fn an_eql_execution_takes_the_latest_matches_and_the_alerted_ones_fill_the_cap() {
+        let eql = |max| Schedule {
+            newest_first: true,
+            ..every("5m", "now-6m", max)
+        };
+        // Windows [-6, 0], [-1, 5], [4, 10]: at 5:00 the latest two of 1, 2, 3 min.
+        let times = [MIN, 2 * MIN, 3 * MIN];
+        let r = replay(&times, 0, 10 * MIN, &eql(2));
+        assert_eq!(r.alerted_at, vec![None, Some(5 * MIN), Some(5 * MIN)]);
+        assert_eq!((r.alerts, r.capped_executions, r.dropped), (2, 1, 1));
+        // 4:30 is alerted at 5:00; at 10:00 it is again among the latest two, so 4:10 waits
+        // for nothing: the cap is full.
+        let times = [4 * MIN + 10 * SEC, 4 * MIN + 30 * SEC, 6 * MIN];
+        let r = replay(&times, 0, 10 * MIN, &eql(2));
+        assert_eq!(r.alerted_at[0], Some(5 * MIN));
+        assert_eq!(r.alerted_at[1], Some(5 * MIN));
+        assert_eq!(r.alerted_at[2], Some(10 * MIN));
+        let times = [4 * MIN + 10 * SEC, 4 * MIN + 20 * SEC, 4 * MIN + 30 * SEC];
+        let r = replay(&times, 0, 10 * MIN, &eql(1));
+        assert_eq!(r.alerted_at, vec![None, None, Some(5 * MIN)]);
+        assert_eq!(
+            r.dropped, 2,
+            "the same latest match fills both windows' cap"
+        );
+    }
+
+    #[test]
+    fn a_sequence_alerts_once_and_only_from_a_window_that_holds_all_its_events() {
+        use crate::sequence::{Ordinal, Role};
+        let hit = |role, event: u64, ms: i64| StepHit {
+            role,
+            key: vec![Some("h".into())],
+            ordinal: Ordinal {
+                timestamp_ms: ms,
+                tiebreaker: None,
+                row: event,
+            },
+            event,
+        };
+        let spec = Spec {
+            missing: vec![false, false],
+            maxspan_ms: None,
+        };
+        // Events at 1:00 and 4:30 (one sequence), 8:00 and 14:30 (too far apart for any
+        // six-minute window).
+        let times = [MIN, 4 * MIN + 30 * SEC, 8 * MIN, 14 * MIN + 30 * SEC];
+        let hits: Vec<StepHit> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| hit(Role::Step(i % 2), i as u64, t / 1000))
+            .collect();
+        let r = replay_sequences(
+            &spec,
+            &hits,
+            &times,
+            0,
+            20 * MIN,
+            &every("5m", "now-6m", 100),
+        );
+        assert_eq!(r.executions, 5);
+        assert_eq!((r.alerts, r.dropped, r.uncovered), (1, 0, 1));
+        assert_eq!(r.alerted_first, vec![MIN]);
+    }
+
+    #[test]
     fn random_replays_keep_the_engine_rules() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = |n: i64| {
@@ -248,6 +424,7 @@ mod tests {
                 interval_us: (1 + next(10)) * MIN,
                 lookback_us: (1 + next(12)) * MIN,
                 max_signals: 1 + next(5) as usize,
+                newest_first: next(2) == 0,
             };
             let end = next(120) * MIN;
             let times: Vec<i64> = (0..next(60)).map(|_| next(end + MIN)).collect();

@@ -137,6 +137,21 @@ pub struct HuntReport {
     pub units_pruned: usize,
     pub bytes: u64,
     pub rows: u64,
+    /// With [`Pass::keep_sequence_steps`]: each sequence version's step events, what a
+    /// backtest joins again per execution window.
+    pub sequence_steps: Vec<SequenceSteps>,
+}
+
+/// The events the steps of one sequence version matched, keyed and ordered as the join
+/// takes them.
+#[derive(Debug, Clone)]
+pub struct SequenceSteps {
+    pub rule_id: String,
+    pub version: u32,
+    pub spec: crate::sequence::Spec,
+    /// Each matched (step, key) with its place in time; `event` indexes `events`.
+    pub hits: Vec<crate::sequence::StepHit>,
+    pub events: Vec<Hit>,
 }
 
 /// Why a hunt stopped.

@@ -23,7 +23,7 @@ use crate::sink::{EventRef, Hit, SequenceRef, SinkError, TRIAGE_FIELDS};
 use crate::store::Store;
 
 use super::session::{OpenDataset, Pass, Session};
-use super::{drain_into, HuntError, HuntProgress, HuntReport, ScanFailure};
+use super::{drain_into, HuntError, HuntProgress, HuntReport, ScanFailure, SequenceSteps};
 
 /// One dataset ready to scan.
 struct Source<'s> {
@@ -163,7 +163,11 @@ pub(super) fn run(
         return Err(HuntError::Cancelled);
     }
     let (mut spool, steps) = taken.finish(&mut report, opts.fail_fast)?;
-    join_sequences(&targets.sequences, &keys, steps, &mut spool).map_err(HuntError::Output)?;
+    let joined = join_sequences(&targets.sequences, &keys, steps, &mut spool);
+    report.sequence_steps = joined.map_err(HuntError::Output)?;
+    if !pass.keep_sequence_steps {
+        report.sequence_steps.clear();
+    }
     drain_into(spool, &mut report, out)?;
     Ok(report)
 }
@@ -207,13 +211,15 @@ struct StepEvent {
 }
 
 /// Joins each sequence's step events into its sequences and spools one hit per event of
-/// each, numbered per version in the order the sequences come.
+/// each, numbered per version in the order the sequences come; returns the step events as
+/// the join took them.
 fn join_sequences(
     sequences: &[(&RuleVersion, &Join)],
     keys: &KeyColumns,
     mut events: Vec<StepEvent>,
     spool: &mut Spool,
-) -> Result<(), SinkError> {
+) -> Result<Vec<SequenceSteps>, SinkError> {
+    let mut kept = Vec::new();
     // The dataset's row order, the last of the ordinal's tiebreakers.
     events.sort_by(|a, b| {
         (a.sequence, &a.hit.dataset, &a.hit.file, a.hit.row).cmp(&(
@@ -229,7 +235,7 @@ fn join_sequences(
         let s = events[start].sequence;
         let end = start + events[start..].partition_point(|e| e.sequence == s);
         let group = &events[start..end];
-        let (_, join) = sequences[s];
+        let (rule, join) = sequences[s];
         let mut hits = Vec::new();
         let mut rank = 0u64;
         for (i, e) in group.iter().enumerate() {
@@ -273,8 +279,9 @@ fn join_sequences(
                 });
             }
         }
+        let spec = join.spec();
         let mut out = Vec::new();
-        for (n, found) in sequence::assemble(&join.spec(), &hits).iter().enumerate() {
+        for (n, found) in sequence::assemble(&spec, &hits).iter().enumerate() {
             for (step, event) in found.events.iter().enumerate() {
                 let Some((_, i)) = event else { continue };
                 let mut hit = group[*i as usize].hit.clone();
@@ -286,9 +293,16 @@ fn join_sequences(
             }
         }
         spool.extend(out)?;
+        kept.push(SequenceSteps {
+            rule_id: rule.rule_id.clone(),
+            version: rule.version,
+            spec,
+            hits,
+            events: group.iter().map(|e| e.hit.clone()).collect(),
+        });
         start = end;
     }
-    Ok(())
+    Ok(kept)
 }
 
 /// The dataset's parts that `pass` and `range` leave, with their footers read, and the plan

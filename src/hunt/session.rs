@@ -77,6 +77,9 @@ pub struct Pass {
     /// Every hit in the files, whatever the session's time range: an incremental hunt keeps
     /// whole files' hits and applies the range to the table.
     pub whole_files: bool,
+    /// Also hand back the step events of every sequence version
+    /// ([`HuntReport::sequence_steps`]).
+    pub keep_sequence_steps: bool,
 }
 
 /// What a pass scans for.
