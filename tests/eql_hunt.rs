@@ -543,6 +543,7 @@ fn eql_versions_that_cannot_run_are_listed_with_the_reason() {
         timestamp_override: None,
         severity: "low".into(),
         risk_score: 21.0,
+        grouping: None,
         source: String::new(),
     };
     let problem = |q: &str| pack::compile(&rule(q)).problem();

@@ -337,6 +337,23 @@ fn windows_history_runs_kql_rules_and_lists_the_rest() {
     )
     .expect("load");
     assert_eq!(pack.versions.len(), 9862);
+    assert!(pack.problems.is_empty(), "{:?}", pack.problems.first());
+    // Every threshold and new-terms version carries its grouping, and it survives a pack.
+    let grouped: Vec<&pack::RuleVersion> = pack
+        .versions
+        .iter()
+        .map(|v| &v.rule)
+        .filter(|r| matches!(r.rule_type.as_str(), "threshold" | "new_terms"))
+        .collect();
+    assert_eq!(grouped.len(), 71 + 254);
+    assert!(grouped.iter().all(|r| r.grouping.is_some()));
+    let d = tempfile::tempdir().expect("tempdir");
+    for rule in grouped.iter().step_by(7) {
+        let text = pack::to_pack_toml(&[rule]).expect("pack");
+        let path = write(d.path(), "one.toml", &text);
+        let back = pack::load(&[path], &LoadOptions::default()).expect("load");
+        assert_eq!(back.versions[0].rule.grouping, rule.grouping, "{text}");
+    }
     let mut by_status = std::collections::BTreeMap::<String, usize>::new();
     for v in &pack.versions {
         let key = match &v.status {

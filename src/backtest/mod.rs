@@ -418,6 +418,7 @@ fn truth_run(column: &str) -> Extra {
         timestamp_override: None,
         severity: "low".into(),
         risk_score: 0.0,
+        grouping: None,
         source: "quarry backtest".into(),
     };
     let cond = Cond::Pred(Pred {

@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::cond::Cond;
 use crate::plan::Role;
@@ -140,6 +141,30 @@ pub struct HuntReport {
     /// With [`Pass::keep_sequence_steps`]: each sequence version's step events, what a
     /// backtest joins again per execution window.
     pub sequence_steps: Vec<SequenceSteps>,
+    /// With [`Pass::keep_group_values`]: every value of the grouping fields of each hit event
+    /// of a threshold or new-terms version.
+    pub group_values: GroupValues,
+}
+
+/// The values of the fields threshold and new-terms versions group by, per hit event.
+#[derive(Debug, Clone, Default)]
+pub struct GroupValues {
+    /// The fields read, in the order each event's values come.
+    pub columns: Vec<String>,
+    pub by_event: HashMap<EventRef, Arc<[Vec<String>]>>,
+}
+
+impl GroupValues {
+    /// Every value of `field` on `event` (none where the event has none, or was not read).
+    pub fn of(&self, event: &EventRef, field: &str) -> &[String] {
+        let Some(i) = self.columns.iter().position(|c| c == field) else {
+            return &[];
+        };
+        self.by_event
+            .get(event)
+            .and_then(|values| values.get(i))
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// The events the steps of one sequence version matched, keyed and ordered as the join

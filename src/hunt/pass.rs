@@ -14,6 +14,7 @@ use crate::cond::fields::FieldTypes;
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::text::Scratch;
 use crate::plan::{Columns, Plan, Target};
+use crate::rules::grouping::Grouping;
 use crate::rules::pack::RuleVersion;
 use crate::scan::script::ScriptSummary;
 use crate::scan::{Part, RowHit, ScanError, ScanErrorKind, Scanner, TimeRange, UnitHits};
@@ -114,7 +115,11 @@ pub(super) fn run(
         warnings: session.warnings().to_vec(),
         ..Default::default()
     };
-    let keys = KeyColumns::of(&targets.sequences);
+    let grouped = match pass.keep_group_values {
+        true => grouping_fields(&targets.list),
+        false => Vec::new(),
+    };
+    let keys = KeyColumns::of(&targets.sequences, &grouped);
     let mut sources = Vec::new();
     for dataset in session.datasets() {
         let found = open_source(
@@ -145,7 +150,8 @@ pub(super) fn run(
         0 => spool::DEFAULT_BUDGET,
         n => n,
     };
-    let taken = Taken::new(Spool::new(spill, budget), opts.fail_fast);
+    let mut taken = Taken::new(Spool::new(spill, budget), opts.fail_fast);
+    taken.keep_group_values = !grouped.is_empty();
     pool.install(|| {
         units
             .par_iter()
@@ -163,6 +169,7 @@ pub(super) fn run(
         return Err(HuntError::Cancelled);
     }
     let (mut spool, steps) = taken.finish(&mut report, opts.fail_fast)?;
+    report.group_values.columns = keys.columns.clone();
     let joined = join_sequences(&targets.sequences, &keys, steps, &mut spool);
     report.sequence_steps = joined.map_err(HuntError::Output)?;
     if !pass.keep_sequence_steps {
@@ -172,26 +179,51 @@ pub(super) fn run(
     Ok(report)
 }
 
-/// The columns read whole for the events of sequence steps: every join key field, then the
-/// tiebreaker.
+/// The columns read whole for the events of sequence steps (every join key field, then the
+/// tiebreaker) and for the hits of threshold and new-terms versions (their grouping fields).
 struct KeyColumns {
     columns: Vec<String>,
+}
+
+/// The fields the threshold and new-terms versions among `targets` group by, each once.
+fn grouping_fields(targets: &[Target]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in targets
+        .iter()
+        .filter(|t| t.role == crate::plan::Role::Version)
+    {
+        let fields: Vec<&str> = match &t.rule.grouping {
+            None => continue,
+            Some(Grouping::Threshold(th)) => th
+                .fields
+                .iter()
+                .chain(th.cardinality.iter().map(|c| &c.field))
+                .map(String::as_str)
+                .collect(),
+            Some(Grouping::NewTerms(n)) => n.fields.iter().map(String::as_str).collect(),
+        };
+        for f in fields {
+            if !out.iter().any(|c| c == f) {
+                out.push(f.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Orders events of equal timestamps in a sequence (Elasticsearch's tiebreaker field).
 const TIEBREAKER: &str = "event.sequence";
 
 impl KeyColumns {
-    fn of(sequences: &[(&RuleVersion, &Join)]) -> KeyColumns {
+    fn of(sequences: &[(&RuleVersion, &Join)], grouped: &[String]) -> KeyColumns {
         let mut columns: Vec<String> = Vec::new();
-        for (_, join) in sequences {
-            for f in join.key_fields() {
-                if !columns.iter().any(|c| c == f) {
-                    columns.push(f.to_string());
-                }
+        let sequence_keys = sequences.iter().flat_map(|(_, join)| join.key_fields());
+        for f in sequence_keys.chain(grouped.iter().map(String::as_str)) {
+            if !columns.iter().any(|c| c == f) {
+                columns.push(f.to_string());
             }
         }
-        if !columns.is_empty() {
+        if !sequences.is_empty() && !columns.iter().any(|c| c == TIEBREAKER) {
             columns.push(TIEBREAKER.to_string());
         }
         KeyColumns { columns }
@@ -455,6 +487,9 @@ struct Taken {
     scripts: Mutex<HashMap<EventRef, ScriptSummary>>,
     /// Events of sequence steps, joined once the scan is over.
     steps: Mutex<Vec<StepEvent>>,
+    /// Keep the key columns' values of the hit events of threshold and new-terms versions.
+    keep_group_values: bool,
+    group_values: Mutex<HashMap<EventRef, Arc<[Vec<String>]>>>,
 }
 
 impl Taken {
@@ -467,6 +502,8 @@ impl Taken {
             failures: Mutex::new(Vec::new()),
             scripts: Mutex::new(HashMap::new()),
             steps: Mutex::new(Vec::new()),
+            keep_group_values: false,
+            group_values: Mutex::new(HashMap::new()),
         }
     }
 
@@ -503,9 +540,22 @@ impl Taken {
         let plan = source.scanner.plan();
         let mut hits: Vec<Hit> = Vec::with_capacity(unit.hits.len());
         let mut steps = Vec::new();
+        let mut group_values = Vec::new();
         for h in unit.hits {
-            let step = plan.versions[h.version].step;
+            let version = &plan.versions[h.version];
+            let step = version.step;
             let keys = Arc::clone(&h.keys);
+            if self.keep_group_values
+                && version.rule.grouping.is_some()
+                && version.role == crate::plan::Role::Version
+            {
+                let event = EventRef {
+                    dataset: label.clone(),
+                    file: slot.rel.clone(),
+                    row: h.row,
+                };
+                group_values.push((event, Arc::clone(&keys)));
+            }
             let hit = full_hit(plan, label, &slot.rel, h);
             match step {
                 None => hits.push(hit),
@@ -519,6 +569,9 @@ impl Taken {
         }
         if !steps.is_empty() {
             lock(&self.steps).extend(steps);
+        }
+        if !group_values.is_empty() {
+            lock(&self.group_values).extend(group_values);
         }
         if let Err(e) = lock(&self.spool).extend(hits) {
             self.stop.store(true, Ordering::Relaxed);
@@ -547,6 +600,7 @@ impl Taken {
         }
         report.failures.extend(failures);
         report.scripts = inner(self.scripts);
+        report.group_values.by_event = inner(self.group_values);
         Ok((inner(self.spool), inner(self.steps)))
     }
 }

@@ -80,6 +80,9 @@ pub struct Pass {
     /// Also hand back the step events of every sequence version
     /// ([`HuntReport::sequence_steps`]).
     pub keep_sequence_steps: bool,
+    /// Also hand back every value of the grouping fields of the hit events of threshold and
+    /// new-terms versions ([`HuntReport::group_values`]): what a backtest counts by.
+    pub keep_group_values: bool,
 }
 
 /// What a pass scans for.

@@ -581,6 +581,7 @@ mod tests {
             timestamp_override: None,
             severity: "low".into(),
             risk_score: 21.0,
+            grouping: None,
             source: String::new(),
         }
     }

@@ -9,5 +9,6 @@
 
 pub mod dsl;
 pub mod eql;
+pub mod grouping;
 pub mod kql;
 pub mod pack;

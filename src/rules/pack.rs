@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use super::dsl::{self, Filter};
 use super::eql::{self, lower};
+use super::grouping::{self, Grouping};
 use super::kql::{self, Query, SyntaxError};
 use crate::cond::fields::FieldTypes;
 use crate::cond::{Cond, FieldSel, MappedCond, Pred, Test};
@@ -52,6 +53,9 @@ pub struct RuleVersion {
     pub timestamp_override: Option<String>,
     pub severity: String,
     pub risk_score: f64,
+    /// A threshold or new-terms rule's grouping, which its alerts follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grouping: Option<Grouping>,
     /// Where it was read: `file` or `file:line`.
     #[serde(skip)]
     pub source: String,
@@ -773,9 +777,12 @@ fn rule_from_json(v: &Value, lock: &BTreeMap<String, u32>) -> Result<RuleVersion
         None | Some(Value::Null) => String::new(),
         Some(_) => return Err((key, "query must be a string".into())),
     };
+    let rule_type = text("type").unwrap_or_else(|| "query".into());
+    let grouping = grouping::read(&rule_type, obj).map_err(|m| (key.clone(), m))?;
     Ok(RuleVersion {
         name: text("name").unwrap_or_default(),
-        rule_type: text("type").unwrap_or_else(|| "query".into()),
+        rule_type,
+        grouping,
         language,
         query,
         filters: obj
@@ -824,6 +831,20 @@ pub fn to_pack_toml(versions: &[&RuleVersion]) -> Result<String, ExportError> {
             out.push_str(&format!("timestamp_override = {}\n", toml_string(t)));
         }
         out.push_str(&format!("query = {}\n", toml_multiline(&v.query)));
+        if let Some(g) = &v.grouping {
+            let (key, params) = g.as_rule_params();
+            let table: toml::Value =
+                serde_json::from_value(params).map_err(|e| ExportError::Filter {
+                    version: v.key(),
+                    source: e.into(),
+                })?;
+            let body = toml::to_string(&table).map_err(|e| ExportError::Filter {
+                version: v.key(),
+                source: e.into(),
+            })?;
+            out.push_str(&format!("\n[versions.{key}]\n"));
+            out.push_str(&prefix_tables(&body, &format!("versions.{key}")));
+        }
         if let Some(filters) = v.filters.as_array().filter(|f| !f.is_empty()) {
             let filter = |e: Box<dyn std::error::Error + Send + Sync>| ExportError::Filter {
                 version: v.key(),
@@ -862,7 +883,9 @@ fn toml_multiline(s: &str) -> String {
 fn prefix_tables(body: &str, prefix: &str) -> String {
     body.lines()
         .map(|l| {
-            if let Some(rest) = l.strip_prefix('[').filter(|r| !r.starts_with('[')) {
+            if let Some(rest) = l.strip_prefix("[[") {
+                format!("[[{prefix}.{rest}\n")
+            } else if let Some(rest) = l.strip_prefix('[') {
                 format!("[{prefix}.{rest}\n")
             } else {
                 format!("{l}\n")
