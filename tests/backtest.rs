@@ -511,3 +511,124 @@ fn eql_rules_alert_the_latest_matches_and_once_per_sequence() {
     assert_eq!((pairs.alerts, pairs.not_searched), (1, 1));
     assert!(pairs.what_if.is_none(), "a sequence has no what-if");
 }
+
+/// Threshold and new-terms rules replayed: a threshold group alerts once on the documents
+/// that reach the value and again only on newer ones; the cap delays a group to a later
+/// execution; a new term alerts once on its first document, again only once its history
+/// window no longer holds it.
+#[test]
+fn threshold_and_new_terms_rules_alert_on_groups() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let input = tmp.path().join("events.ndjson");
+    let mut f = std::fs::File::create(&input).expect("create");
+    let events = [
+        // net.exe: ws-1 three times before 5:00; ws-2 twice, then once at 7:00; ws-3 three
+        // times just before 5:00 and twice more before 10:00.
+        (60, "net.exe", "ws-1", "u0"),
+        (120, "net.exe", "ws-1", "u0"),
+        (180, "net.exe", "ws-1", "u0"),
+        (60, "net.exe", "ws-2", "u0"),
+        (120, "net.exe", "ws-2", "u0"),
+        (420, "net.exe", "ws-2", "u0"),
+        (270, "net.exe", "ws-3", "u0"),
+        (280, "net.exe", "ws-3", "u0"),
+        (290, "net.exe", "ws-3", "u0"),
+        (480, "net.exe", "ws-3", "u0"),
+        (540, "net.exe", "ws-3", "u0"),
+        // whoami.exe: u1 at 1:00, 2:00 and 12:00; u2 at 3:00 and 8:00; u3 at 4:50.
+        (60, "whoami.exe", "ws-1", "u1"),
+        (120, "whoami.exe", "ws-1", "u1"),
+        (720, "whoami.exe", "ws-1", "u1"),
+        (180, "whoami.exe", "ws-1", "u2"),
+        (480, "whoami.exe", "ws-1", "u2"),
+        (290, "whoami.exe", "ws-1", "u3"),
+    ];
+    for (s, name, host, user) in events {
+        let ts = chrono::DateTime::from_timestamp(1_714_521_600 + s, 0).expect("time");
+        let doc = serde_json::json!({
+            "@timestamp": ts.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "event": {"category": ["process"]},
+            "host": {"name": host},
+            "user": {"name": user},
+            "process": {"name": name},
+            "_index": "logs-windows.sysmon_operational-default",
+        });
+        writeln!(f, "{doc}").expect("write");
+    }
+    drop(f);
+    let dataset = tmp.path().join("ds");
+    crate::util::convert_default(&[input], &dataset).expect("convert");
+    let rule = |id: &str, rule_type: &str, query: &str, max: u32| {
+        serde_json::json!({
+            "rule_id": id, "version": 1, "name": id, "type": rule_type, "language": "kuery",
+            "query": query, "index": ["logs-windows.*"], "interval": "5m", "from": "now-6m",
+            "max_signals": max, "risk_score": 21, "severity": "low",
+        })
+    };
+    let mut threshold = rule("threshold", "threshold", "process.name:\"net.exe\"", 100);
+    threshold["threshold"] = serde_json::json!({"field": ["host.name"], "value": 3});
+    let mut capped = rule("capped", "threshold", "process.name:\"net.exe\"", 1);
+    capped["threshold"] = threshold["threshold"].clone();
+    let mut new_terms = rule("new-terms", "new_terms", "process.name:\"whoami.exe\"", 100);
+    new_terms["new_terms_fields"] = serde_json::json!(["user.name"]);
+    new_terms["history_window_start"] = serde_json::json!("now-10m");
+    let pack = tmp.path().join("rules.jsonl");
+    let rows: String = [threshold, capped, new_terms]
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect();
+    std::fs::write(&pack, rows).expect("pack");
+    let report = quarry::backtest::run(
+        &quarry::backtest::BacktestOptions {
+            hunt: HuntOptions {
+                packs: vec![pack],
+                datasets: vec![dataset],
+                // Executions every five minutes from minute 0 to minute 20.
+                range: quarry::scan::TimeRange {
+                    from_us: Some(1_714_521_600_000_000),
+                    to_us: Some((1_714_521_600 + 16 * 60) * 1_000_000),
+                },
+                ..Default::default()
+            },
+            truth: None,
+            examples: 3,
+            exception: None,
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("backtest");
+    // `--from` cuts the histories; here nothing is before it.
+    assert!(
+        report
+            .warnings
+            .iter()
+            .all(|w| w.contains("history before it")),
+        "warnings: {:?}",
+        report.warnings
+    );
+    let row = |id: &str| {
+        let r = report.rules.iter().find(|r| r.rule_id == id).expect("rule");
+        r.versions[0].clone()
+    };
+    let t = row("threshold");
+    assert_eq!(t.rule_type, "threshold");
+    // 5:00 sees ws-1 (3) and ws-3 (3) reach the value, ws-2 (2) not; 10:00 sees ws-3's
+    // five, but its three alerted up to 4:50 are left out (the signal history): two, quiet.
+    assert_eq!((t.hits, t.alerts, t.capped_executions), (11, 2, 0));
+    assert_eq!((t.quiet, t.dropped_by_cap, t.not_searched), (Some(5), 0, 0));
+    let c = row("capped");
+    // One group per execution: ws-1 at 5:00 (ws-3 capped), ws-3 at 10:00 on all five.
+    assert_eq!((c.alerts, c.capped_executions), (2, 1));
+    assert_eq!((c.quiet, c.dropped_by_cap), (Some(3), 0));
+    let n = row("new-terms");
+    assert_eq!(n.rule_type, "new_terms");
+    // 5:00: u1 (1:00), u2 (3:00), u3 (4:50) are new. 10:00: u2 at 8:00 is not (3:00 is in
+    // its history); u3's 4:50 is again in the window and new, but that alert exists.
+    // 15:00: u1 at 12:00 is new again, its 1:00 and 2:00 past the ten-minute history.
+    assert_eq!((n.hits, n.alerts), (6, 4));
+    assert_eq!((n.quiet, n.dropped_by_cap, n.not_searched), (Some(2), 0, 0));
+    let days: usize = n.alerts_per_day.iter().map(|d| d.alerts).sum();
+    assert_eq!(days, 4);
+}

@@ -6,6 +6,7 @@
 //! hits lost to the cap or never searched.
 
 pub mod diff;
+pub mod grouped;
 pub mod report;
 pub mod schedule;
 pub mod truth;
@@ -19,17 +20,21 @@ use crate::cond::analyzer::Analyzer;
 use crate::cond::eval::{self, Document};
 use crate::cond::fields::FieldTypes;
 use crate::cond::{AndNot, Cond, FieldSel, MappedCond, Pred, Test};
-use crate::hunt::{Extra, HuntError, HuntOptions, HuntProgress, Pass, SequenceSteps, Session};
+use crate::hunt::{
+    Extra, GroupValues, HuntError, HuntOptions, HuntProgress, Pass, SequenceSteps, Session,
+};
 use crate::ingest::format_micros;
 use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::Role;
+use crate::rules::grouping::Grouping;
 use crate::rules::kql;
 use crate::rules::pack::{Compiled, RuleVersion};
 use crate::scan::script::ScriptSummary;
 use crate::sink::Hit;
 
 use diff::{EventRef, VersionDiff};
-use schedule::{replay, replay_sequences, Replay, Schedule};
+use grouped::{combinations, replay_new_terms, replay_threshold, Fate, GroupDoc};
+use schedule::{duration_us, replay, replay_sequences, Replay, Schedule};
 pub use truth::TruthSource;
 use truth::{read_truth_file, Truth, TruthCounts, TruthFile};
 
@@ -122,8 +127,12 @@ const PHRASE_MIN_TOKENS: usize = 3;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VersionRow {
     pub version: u32,
+    /// `query`, `eql`, `threshold`, `new_terms`: what an alert is.
+    pub rule_type: String,
     pub query_changed: bool,
     pub hits: usize,
+    /// Alerted events; for a sequence version, sequences; for a threshold version, groups
+    /// that reached the threshold; for a new-terms version, new terms.
     pub alerts: usize,
     pub executions: u64,
     /// Executions that reached `max_signals` with events left in their window.
@@ -132,6 +141,9 @@ pub struct VersionRow {
     pub dropped_by_cap: usize,
     /// Hits no execution's window covered.
     pub not_searched: usize,
+    /// Threshold and new-terms versions: hits searched but in no alert, their group below
+    /// the threshold or their terms not new (none for other types).
+    pub quiet: Option<usize>,
     pub hosts: usize,
     pub users: usize,
     pub first_hit: Option<String>,
@@ -224,6 +236,7 @@ pub fn run(
         extra: extra_runs(opts, &ready)?,
         summarise_scripts: true,
         keep_sequence_steps: true,
+        keep_group_values: true,
         ..Default::default()
     };
     let mut found = session.run(&pass, progress, cancel)?;
@@ -270,7 +283,15 @@ pub fn run(
         analyzers: &analyzers,
         sequences: &sequences,
         sequence_versions: &sequence_versions,
+        group_values: &found.group_values,
     };
+    if session.options().range.from_us.is_some() && versions.iter().any(|r| r.grouping.is_some()) {
+        report.warnings.push(
+            "threshold and new_terms versions are replayed on events from --from on: the \
+             signal history and new-terms history before it are not read"
+                .to_string(),
+        );
+    }
     let what_ifs = opts
         .exception
         .is_some()
@@ -508,6 +529,8 @@ struct Context<'a> {
     sequences: &'a HashMap<(String, u32), &'a SequenceSteps>,
     /// Every sequence version (with step events or not): no what-if for them.
     sequence_versions: &'a BTreeSet<(String, u32)>,
+    /// The grouping field values of the hits of threshold and new-terms versions.
+    group_values: &'a GroupValues,
 }
 
 /// The time a rule's executions search a hit by: its `timestamp_override` when the hit has
@@ -530,20 +553,7 @@ fn sequence_replay(
 ) -> (Replay, Vec<DayCount>) {
     let times: Vec<i64> = steps.events.iter().map(|h| search_time(rule, h)).collect();
     let r = replay_sequences(&steps.spec, &steps.hits, &times, cx.start, cx.end, schedule);
-    let mut days: BTreeMap<i64, usize> = BTreeMap::new();
-    for t in &r.alerted_first {
-        *days.entry(t.div_euclid(86_400_000_000)).or_default() += 1;
-    }
-    let per_day = days
-        .into_iter()
-        .map(|(day, alerts)| {
-            let time = format_micros(day.saturating_mul(86_400_000_000));
-            DayCount {
-                day: time.get(..10).unwrap_or(&time).to_string(),
-                alerts,
-            }
-        })
-        .collect();
+    let per_day = per_day(r.alerted_first.iter().copied());
     let replay = Replay {
         alerted_at: Vec::new(),
         alerts: r.alerts,
@@ -555,6 +565,130 @@ fn sequence_replay(
     (replay, per_day)
 }
 
+/// A version's schedule replay, in the terms of a version row.
+struct Replayed {
+    replay: Replay,
+    /// Alerts per day where alerts are not the alerted hits (sequences, groups).
+    days: Option<Vec<DayCount>>,
+    quiet: Option<usize>,
+}
+
+/// Replays a version's executions as its type runs them; none (with a warning) when its
+/// schedule or its new-terms history does not read.
+fn replay_version(
+    rule: &RuleVersion,
+    own: &[&Hit],
+    cx: &Context,
+    warnings: &mut Vec<String>,
+) -> Option<Replayed> {
+    let schedule = match Schedule::of(&rule.interval, &rule.from, rule.max_signals) {
+        Ok(s) => Schedule {
+            newest_first: rule.language == "eql",
+            ..s
+        },
+        Err(e) => {
+            warnings.push(format!("{}: no schedule replay: {e}", rule.key()));
+            return None;
+        }
+    };
+    if rule
+        .timestamp_override
+        .as_deref()
+        .is_some_and(|f| f != OVERRIDE_FIELD)
+    {
+        warnings.push(format!(
+            "{}: replayed on @timestamp (quarry carries only {OVERRIDE_FIELD} as a timestamp override)",
+            rule.key()
+        ));
+    }
+    if let Some(grouping) = &rule.grouping {
+        return grouped_replay(rule, grouping, own, &schedule, cx)
+            .map_err(|e| warnings.push(format!("{}: no schedule replay: {e}", rule.key())))
+            .ok();
+    }
+    let key = (rule.rule_id.clone(), rule.version);
+    Some(match cx.sequences.get(&key) {
+        Some(steps) => {
+            let (replay, days) = sequence_replay(rule, steps, &schedule, cx);
+            Replayed {
+                replay,
+                days: Some(days),
+                quiet: None,
+            }
+        }
+        None => {
+            let times: Vec<i64> = own.iter().map(|h| search_time(rule, h)).collect();
+            Replayed {
+                replay: replay(&times, cx.start, cx.end, &schedule),
+                days: None,
+                quiet: None,
+            }
+        }
+    })
+}
+
+/// A threshold or new-terms version's replay: alerts are groups, each hit grouped by the
+/// values the pass kept of its grouping fields.
+fn grouped_replay(
+    rule: &RuleVersion,
+    grouping: &Grouping,
+    own: &[&Hit],
+    schedule: &Schedule,
+    cx: &Context,
+) -> Result<Replayed, String> {
+    let (fields, distinct) = match grouping {
+        Grouping::Threshold(t) => (&t.fields, t.cardinality.as_ref().map(|c| c.field.as_str())),
+        Grouping::NewTerms(n) => (&n.fields, None),
+    };
+    let docs: Vec<GroupDoc> = own
+        .iter()
+        .map(|h| {
+            let event = EventRef::of(h);
+            let values: Vec<&[String]> = fields
+                .iter()
+                .map(|f| cx.group_values.of(&event, f))
+                .collect();
+            GroupDoc {
+                time: search_time(rule, h),
+                groups: combinations(&values),
+                distinct: distinct
+                    .map_or_else(Vec::new, |f| cx.group_values.of(&event, f).to_vec()),
+            }
+        })
+        .collect();
+    let r = match grouping {
+        Grouping::Threshold(t) => {
+            let cardinality = t.cardinality.as_ref().map(|c| c.value);
+            replay_threshold(&docs, t.value, cardinality, cx.start, cx.end, schedule)
+        }
+        Grouping::NewTerms(n) => {
+            let history = n.history_window_start.trim();
+            let history_us = history
+                .strip_prefix("now-")
+                .and_then(duration_us)
+                .filter(|&h| h > schedule.lookback_us)
+                .ok_or_else(|| {
+                    format!(
+                        "history_window_start `{history}` is not `now-` and a duration longer than the lookback"
+                    )
+                })?;
+            replay_new_terms(&docs, history_us, cx.start, cx.end, schedule)
+        }
+    };
+    Ok(Replayed {
+        replay: Replay {
+            alerted_at: Vec::new(),
+            alerts: r.alert_times.len(),
+            executions: r.executions,
+            capped_executions: r.capped_executions,
+            dropped: r.count(Fate::Capped),
+            uncovered: r.count(Fate::Uncovered),
+        },
+        days: Some(per_day(r.alert_times.iter().copied())),
+        quiet: Some(r.count(Fate::Quiet)),
+    })
+}
+
 fn version_row(
     rule: &RuleVersion,
     d: &VersionDiff,
@@ -562,41 +696,7 @@ fn version_row(
     cx: &Context,
     warnings: &mut Vec<String>,
 ) -> VersionRow {
-    let key = (rule.rule_id.clone(), rule.version);
-    let mut sequence_days = None;
-    let replayed = match Schedule::of(&rule.interval, &rule.from, rule.max_signals) {
-        Ok(schedule) => {
-            let schedule = Schedule {
-                newest_first: rule.language == "eql",
-                ..schedule
-            };
-            if rule
-                .timestamp_override
-                .as_deref()
-                .is_some_and(|f| f != OVERRIDE_FIELD)
-            {
-                warnings.push(format!(
-                    "{}: replayed on @timestamp (quarry carries only {OVERRIDE_FIELD} as a timestamp override)",
-                    rule.key()
-                ));
-            }
-            match cx.sequences.get(&key) {
-                Some(steps) => {
-                    let (r, days) = sequence_replay(rule, steps, &schedule, cx);
-                    sequence_days = Some(days);
-                    Some(r)
-                }
-                None => {
-                    let times: Vec<i64> = own.iter().map(|h| search_time(rule, h)).collect();
-                    Some(replay(&times, cx.start, cx.end, &schedule))
-                }
-            }
-        }
-        Err(e) => {
-            warnings.push(format!("{}: no schedule replay: {e}", rule.key()));
-            None
-        }
-    };
+    let replayed = replay_version(rule, own, cx, warnings);
     let hosts: BTreeSet<&str> = own.iter().filter_map(|h| h.field("host.name")).collect();
     let users: BTreeSet<&str> = own
         .iter()
@@ -611,13 +711,15 @@ fn version_row(
     let truth = cx.truth.map(|t| t.counts(own, cx.days));
     VersionRow {
         version: rule.version,
+        rule_type: rule_type(rule),
         query_changed: d.query_changed,
         hits: own.len(),
-        alerts: replayed.as_ref().map_or(0, |r| r.alerts),
-        executions: replayed.as_ref().map_or(0, |r| r.executions),
-        capped_executions: replayed.as_ref().map_or(0, |r| r.capped_executions),
-        dropped_by_cap: replayed.as_ref().map_or(0, |r| r.dropped),
-        not_searched: replayed.as_ref().map_or(0, |r| r.uncovered),
+        alerts: replayed.as_ref().map_or(0, |r| r.replay.alerts),
+        executions: replayed.as_ref().map_or(0, |r| r.replay.executions),
+        capped_executions: replayed.as_ref().map_or(0, |r| r.replay.capped_executions),
+        dropped_by_cap: replayed.as_ref().map_or(0, |r| r.replay.dropped),
+        not_searched: replayed.as_ref().map_or(0, |r| r.replay.uncovered),
+        quiet: replayed.as_ref().and_then(|r| r.quiet),
         hosts: hosts.len(),
         users: users.len(),
         first_hit: own.iter().map(|h| h.timestamp_us).min().map(format_micros),
@@ -628,26 +730,36 @@ fn version_row(
         lost_examples: d.lost_examples.iter().map(|h| example(h, cx)).collect(),
         truth,
         clusters,
-        alerts_per_day: match sequence_days {
-            Some(days) => days,
-            None => replayed
-                .as_ref()
-                .map(|r| alerts_per_day(own, &r.alerted_at))
-                .unwrap_or_default(),
+        alerts_per_day: match replayed {
+            Some(Replayed {
+                days: Some(days), ..
+            }) => days,
+            Some(r) => alerts_per_day(own, &r.replay.alerted_at),
+            None => Vec::new(),
         },
         what_if: None,
     }
 }
 
+/// What an alert of the version is: its rule type, `eql` for an EQL query rule.
+fn rule_type(rule: &RuleVersion) -> String {
+    match (rule.rule_type.as_str(), rule.language.as_str()) {
+        ("query" | "eql", "eql") => "eql".to_string(),
+        (t, _) => t.to_string(),
+    }
+}
+
 /// Alerted hits of `own` counted by the UTC day of their event.
 fn alerts_per_day(own: &[&Hit], alerted_at: &[Option<i64>]) -> Vec<DayCount> {
+    let alerted = own.iter().zip(alerted_at).filter(|(_, at)| at.is_some());
+    per_day(alerted.map(|(h, _)| h.timestamp_us))
+}
+
+/// Alerts counted by the UTC day of the times given, one time per alert.
+fn per_day(times: impl Iterator<Item = i64>) -> Vec<DayCount> {
     let mut days: BTreeMap<i64, usize> = BTreeMap::new();
-    for (h, at) in own.iter().zip(alerted_at) {
-        if at.is_some() {
-            *days
-                .entry(h.timestamp_us.div_euclid(86_400_000_000))
-                .or_default() += 1;
-        }
+    for t in times {
+        *days.entry(t.div_euclid(86_400_000_000)).or_default() += 1;
     }
     days.into_iter()
         .map(|(day, alerts)| {

@@ -163,9 +163,9 @@ fn rule_section(html: &mut String, rule: &RuleReport, days: &DayColumns) {
 fn version_table(html: &mut String, rule: &RuleReport) {
     let truth = rule.versions.iter().any(|v| v.truth.is_some());
     html.push_str(
-        "<table><thead><tr><th>version</th><th>query</th><th>hits</th><th>alerts</th>\
-         <th>capped runs</th><th>dropped</th><th>not searched</th><th>hosts</th><th>users</th>\
-         <th>gained</th><th>lost</th>",
+        "<table><thead><tr><th>version</th><th>type</th><th>query</th><th>hits</th>\
+         <th>alerts</th><th>capped runs</th><th>dropped</th><th>not searched</th><th>quiet</th>\
+         <th>hosts</th><th>users</th><th>gained</th><th>lost</th>",
     );
     if truth {
         html.push_str(
@@ -177,8 +177,8 @@ fn version_table(html: &mut String, rule: &RuleReport) {
     for v in &rule.versions {
         let _ = write!(
             html,
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td class=\"up\">+{}</td>\
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"up\">+{}</td>\
              <td class=\"down\">&minus;{}</td>",
             if v.query_changed {
                 " class=\"changed\""
@@ -186,12 +186,14 @@ fn version_table(html: &mut String, rule: &RuleReport) {
                 ""
             },
             v.version,
+            v.rule_type,
             if v.query_changed { "changed" } else { "" },
             v.hits,
             v.alerts,
             v.capped_executions,
             v.dropped_by_cap,
             v.not_searched,
+            v.quiet.map_or(String::new(), |q| q.to_string()),
             v.hosts,
             v.users,
             v.gained,

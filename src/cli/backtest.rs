@@ -123,21 +123,23 @@ fn print_tables(report: &BacktestReport) {
 fn print_versions(rule: &RuleReport) {
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
     println!(
-        "{:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
-        "version", "changed", "hits", "alerts", "capped", "dropped", "hosts", "users", "gained",
-        "lost", "TP", "FP", "FN", "prec", "recall", "FP/day"
+        "{:>7} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
+        "version", "type", "changed", "hits", "alerts", "capped", "dropped", "quiet", "hosts",
+        "users", "gained", "lost", "TP", "FP", "FN", "prec", "recall", "FP/day"
     );
     for v in &rule.versions {
         let t = v.truth.as_ref();
         let n = |x: Option<usize>| x.map_or("-".to_string(), |x| x.to_string());
         println!(
-            "{:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
+            "{:>7} {:>9} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7}",
             v.version,
+            v.rule_type,
             if v.query_changed { "yes" } else { "" },
             v.hits,
             v.alerts,
             v.capped_executions,
             v.dropped_by_cap,
+            n(v.quiet),
             v.hosts,
             v.users,
             format!("+{}", v.gained),
