@@ -32,10 +32,11 @@ use crate::store::{Identity, LocalStore, Store, StoreError};
 
 const RECORD: &str = "state.json";
 const LOCK: &str = "state.lock";
-/// The record's format: 2 names a file's version as its store tells it; 1 (read too) kept
-/// the same value as a number.
-const FORMAT: u32 = 2;
-const FORMATS_READ: [u32; 2] = [1, 2];
+/// The record's format: 3 has segments whose hits carry their rule type; 2 names a file's
+/// version as its store tells it; 1 kept the same value as a number. Records of 1 and 2 are
+/// read, their segments (in the older hit layout) dropped and hunted again.
+const FORMAT: u32 = 3;
+const FORMATS_READ: [u32; 3] = [1, 2, 3];
 
 /// Files hunted per chunk: what a killed run loses at most.
 const CHUNK_FILES: usize = 16;
@@ -205,6 +206,8 @@ pub struct State {
     record: Record,
     /// Segments the unsaved record no longer names: removed once it is saved.
     obsolete: Vec<String>,
+    /// The format of a record from an older quarry, whose files are hunted again.
+    upgraded_from: Option<u32>,
     _lock: crate::lock::Lock,
 }
 
@@ -217,6 +220,7 @@ impl State {
             crate::lock::LockError::Held => StateError::Locked(dir.to_path_buf()),
         })?;
         let store = LocalStore::new(dir);
+        let mut upgraded_from = None;
         let record = match store.read(RECORD) {
             Ok(blob) => {
                 let at = store.location_of(RECORD);
@@ -232,6 +236,10 @@ impl State {
                         format: r.format,
                     });
                 }
+                if r.format < FORMAT {
+                    upgraded_from = Some(r.format);
+                    r.files.clear();
+                }
                 r.format = FORMAT;
                 r
             }
@@ -246,6 +254,7 @@ impl State {
             store,
             record,
             obsolete: Vec::new(),
+            upgraded_from,
             _lock: lock,
         };
         state.remove_orphans();
@@ -379,6 +388,13 @@ pub fn hunt_incremental(
         warnings: session.warnings().to_vec(),
         ..Default::default()
     };
+    if let Some(format) = state.upgraded_from {
+        report.warnings.push(format!(
+            "{}: a hunt state of format {format}, written by an older quarry: every file is \
+             hunted again",
+            dir.display()
+        ));
+    }
     if let Some((first, _)) = sequences.first() {
         report.warnings.push(format!(
             "{} EQL sequence versions (the first {}) are not hunted incrementally: their \

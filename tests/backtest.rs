@@ -579,6 +579,28 @@ fn threshold_and_new_terms_rules_alert_on_groups() {
         .map(|r| format!("{r}\n"))
         .collect();
     std::fs::write(&pack, rows).expect("pack");
+    // The hit table says what each version's type is.
+    let hunted = hunt::hunt(
+        &HuntOptions {
+            packs: vec![pack.clone()],
+            datasets: vec![dataset.clone()],
+            ..Default::default()
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .expect("hunt");
+    let types: BTreeSet<(&str, &str)> = hunted
+        .hits
+        .iter()
+        .map(|h| (h.rule_id.as_str(), h.rule_type.as_str()))
+        .collect();
+    let expected = [
+        ("capped", "threshold"),
+        ("new-terms", "new_terms"),
+        ("threshold", "threshold"),
+    ];
+    assert_eq!(types, expected.into_iter().collect());
     let report = quarry::backtest::run(
         &quarry::backtest::BacktestOptions {
             hunt: HuntOptions {

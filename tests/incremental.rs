@@ -139,6 +139,15 @@ fn incremental_hunts_equal_full_ones_as_data_grows_and_rules_change() {
     let back = ok(&mut hunt(&pack, &dataset, &table, Some(&state)));
     assert_eq!(counts(&back), (0, now, now));
     assert_equal_to_full(&pack, &dataset, &table, w);
+    // A state of an older format (segments without rule types) is hunted again in full.
+    let record = state.join("state.json");
+    let text = std::fs::read_to_string(&record).expect("state record");
+    let older = text.replacen("\"format\":3", "\"format\":2", 1);
+    assert_ne!(older, text, "the record names its format");
+    std::fs::write(&record, older).expect("older record");
+    let upgraded = ok(&mut hunt(&pack, &dataset, &table, Some(&state)));
+    assert_eq!(counts(&upgraded), (0, now, now * 29));
+    assert_equal_to_full(&pack, &dataset, &table, w);
     // A time range is applied to the table, not to what the state keeps.
     let ranged = |out: &Path, state: Option<&Path>| {
         let mut c = hunt(&pack, &dataset, out, state);

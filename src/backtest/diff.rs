@@ -123,6 +123,7 @@ mod tests {
             rule_version: version,
             role: crate::plan::Role::Version,
             rule_name: "rule".into(),
+            rule_type: "query".into(),
             severity: "low".into(),
             risk_score: 21.0,
             timestamp_us: time,

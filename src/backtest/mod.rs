@@ -711,7 +711,7 @@ fn version_row(
     let truth = cx.truth.map(|t| t.counts(own, cx.days));
     VersionRow {
         version: rule.version,
-        rule_type: rule_type(rule),
+        rule_type: rule.alert_type().to_string(),
         query_changed: d.query_changed,
         hits: own.len(),
         alerts: replayed.as_ref().map_or(0, |r| r.replay.alerts),
@@ -738,14 +738,6 @@ fn version_row(
             None => Vec::new(),
         },
         what_if: None,
-    }
-}
-
-/// What an alert of the version is: its rule type, `eql` for an EQL query rule.
-fn rule_type(rule: &RuleVersion) -> String {
-    match (rule.rule_type.as_str(), rule.language.as_str()) {
-        ("query" | "eql", "eql") => "eql".to_string(),
-        (t, _) => t.to_string(),
     }
 }
 
@@ -910,6 +902,7 @@ mod tests {
             rule_version: 1,
             role: crate::plan::Role::Version,
             rule_name: String::new(),
+            rule_type: "query".into(),
             severity: String::new(),
             risk_score: 0.0,
             timestamp_us: 1_000_000,

@@ -485,6 +485,7 @@ mod tests {
             rule_version: 1,
             role: crate::plan::Role::Version,
             rule_name: String::new(),
+            rule_type: "query".into(),
             severity: String::new(),
             risk_score: 0.0,
             timestamp_us: us,

@@ -631,6 +631,7 @@ fn full_hit(plan: &Plan, dataset: &str, file: &str, h: RowHit) -> Hit {
         rule_version: rule.version,
         role: version.role,
         rule_name: rule.name.clone(),
+        rule_type: rule.alert_type().to_string(),
         severity: rule.severity.clone(),
         risk_score: rule.risk_score,
         timestamp_us: h.timestamp_us,

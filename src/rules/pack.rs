@@ -67,6 +67,15 @@ impl RuleVersion {
         format!("{}@{}", self.rule_id, self.version)
     }
 
+    /// What an alert of the version is: its rule type (`query`, `threshold`, `new_terms`,
+    /// ...), `eql` for an EQL query rule.
+    pub fn alert_type(&self) -> &str {
+        match (self.rule_type.as_str(), self.language.as_str()) {
+            ("query" | "eql", "eql") => "eql",
+            (t, _) => t,
+        }
+    }
+
     /// Whether two versions say the same thing (the source location aside).
     fn same_content(&self, other: &RuleVersion) -> bool {
         RuleVersion {

@@ -57,6 +57,8 @@ pub struct Hit {
     /// ground truth.
     pub role: Role,
     pub rule_name: String,
+    /// [`crate::rules::pack::RuleVersion::alert_type`]: `query`, `eql`, `threshold`, ...
+    pub rule_type: String,
     pub severity: String,
     pub risk_score: f64,
     pub timestamp_us: i64,
@@ -159,6 +161,7 @@ pub fn schema() -> Schema {
         Field::new("rule_id", DataType::Utf8, false),
         Field::new("rule_version", DataType::UInt32, false),
         Field::new("rule_name", DataType::Utf8, false),
+        Field::new("rule_type", DataType::Utf8, false),
         Field::new("severity", DataType::Utf8, false),
         Field::new("risk_score", DataType::Float64, false),
         Field::new(
@@ -197,6 +200,7 @@ fn batch(hits: &[Hit]) -> Result<RecordBatch, arrow::error::ArrowError> {
             hits.iter().map(|h| h.rule_version),
         )),
         strings(&|h| &h.rule_name),
+        strings(&|h| &h.rule_type),
         strings(&|h| &h.severity),
         Arc::new(Float64Array::from_iter_values(
             hits.iter().map(|h| h.risk_score),
@@ -391,6 +395,7 @@ fn json_row(h: &Hit) -> serde_json::Value {
     row.insert("rule_id".into(), h.rule_id.clone().into());
     row.insert("rule_version".into(), h.rule_version.into());
     row.insert("rule_name".into(), h.rule_name.clone().into());
+    row.insert("rule_type".into(), h.rule_type.clone().into());
     row.insert("severity".into(), h.severity.clone().into());
     row.insert("risk_score".into(), h.risk_score.into());
     row.insert("@timestamp".into(), format_micros(h.timestamp_us).into());
@@ -431,6 +436,7 @@ fn write_csv<W: Write>(hits: &[Hit], w: &mut csv::Writer<W>) -> Result<(), csv::
             h.rule_id.clone(),
             h.rule_version.to_string(),
             h.rule_name.clone(),
+            h.rule_type.clone(),
             h.severity.clone(),
             h.risk_score.to_string(),
             format_micros(h.timestamp_us),

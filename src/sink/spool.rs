@@ -50,10 +50,11 @@ fn footprint(h: &Hit) -> usize {
     std::mem::size_of::<Hit>()
         + h.rule_id.len()
         + h.rule_name.len()
+        + h.rule_type.len()
         + h.severity.len()
         + h.dataset.len()
         + h.file.len()
-        + 5 * ALLOCATION
+        + 6 * ALLOCATION
         + fields / Arc::strong_count(&h.fields)
         + std::mem::size_of_val::<[Arc<str>]>(&h.matched)
 }
@@ -247,6 +248,7 @@ fn encode(h: &Hit, out: &mut Vec<u8>) {
         }
     }
     put_str(out, &h.rule_name);
+    put_str(out, &h.rule_type);
     put_str(out, &h.severity);
     out.extend_from_slice(&h.risk_score.to_le_bytes());
     out.extend_from_slice(&h.timestamp_us.to_le_bytes());
@@ -329,6 +331,7 @@ impl<R: Read> RunReader<R> {
             }),
         };
         let rule_name = self.read_str()?;
+        let rule_type = self.read_str()?;
         let severity = self.read_str()?;
         let risk_score = f64::from_le_bytes(self.array()?);
         let timestamp_us = i64::from_le_bytes(self.array()?);
@@ -354,6 +357,7 @@ impl<R: Read> RunReader<R> {
             rule_version,
             role,
             rule_name,
+            rule_type,
             severity,
             risk_score,
             timestamp_us,
@@ -419,6 +423,7 @@ mod tests {
                 _ => Role::Version,
             },
             rule_name: "name".into(),
+            rule_type: "query".into(),
             severity: "low".into(),
             risk_score: 21.5,
             timestamp_us: (i * 7919 % 1000) as i64 - 500,
