@@ -503,6 +503,34 @@ fn sequence_differential(seed: u64, docs: usize, rules: usize) {
         engine.difference(&expected).count(),
         expected.difference(&engine).count()
     );
+    // The same hunt with the step events and hits spilled to disk: the same table.
+    let spill = tmp.path().join("spill");
+    std::fs::create_dir_all(&spill).expect("spill dir");
+    let mut spilled = Vec::new();
+    let small = hunt::hunt_into(
+        &HuntOptions {
+            packs: vec![tmp.path().join("rules.jsonl")],
+            datasets: vec![dataset.clone()],
+            sort_memory: 20_000,
+            ..Default::default()
+        },
+        &NoProgress,
+        &AtomicBool::new(false),
+        &spill.join("run-"),
+        &mut |batch| {
+            spilled.extend_from_slice(batch);
+            Ok(())
+        },
+    )
+    .expect("hunt");
+    assert!(
+        small.step_runs > 10,
+        "{} runs of step events",
+        small.step_runs
+    );
+    assert!(spilled == report.hits, "the same hits in the same order");
+    let left = std::fs::read_dir(&spill).expect("dir").count();
+    assert_eq!(left, 0, "no spill files left behind");
     let versions_hit: BTreeSet<&String> = expected.iter().map(|(id, ..)| id).collect();
     assert!(
         versions_hit.len() * 3 > rules,

@@ -219,7 +219,7 @@ framework = "MITRE ATT&CK"
     assert!(pack.problems.is_empty(), "{:#?}", pack.problems);
     let toml = pack.find("aaaa-toml").expect("toml rule");
     assert_eq!(toml.rule.version, 7);
-    let Status::Ready(Compiled { filters, .. }) = &toml.status else {
+    let Some(Compiled { filters, .. }) = toml.status.compiled() else {
         panic!("{:?}", toml.status)
     };
     assert!(filters[0].negate);

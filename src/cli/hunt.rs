@@ -104,7 +104,8 @@ pub struct HuntArgs {
     #[arg(long)]
     fail_fast: bool,
     /// Memory for sorting the hits, in MiB; beyond it they are sorted on disk, in temporary
-    /// files beside --out.
+    /// files beside --out. With EQL sequences, half of it holds the events of their steps
+    /// until the join (beyond it they wait on disk).
     #[arg(long, default_value_t = 128)]
     sort_memory_mb: usize,
     /// Print no progress bar and no summary (warnings and errors are still printed).
@@ -240,6 +241,12 @@ fn print_summary(
         println!(
             "incremental: {} files up to date, {} hunted ({} file-version pairs) in {} chunks",
             inc.files_up_to_date, inc.files_hunted, inc.pairs_hunted, inc.chunks
+        );
+    }
+    if report.step_runs > 0 {
+        println!(
+            "(the events of sequence steps outgrew memory and waited for the join on disk, in {} runs)",
+            report.step_runs
         );
     }
     if report.spilled_runs > 0 {

@@ -198,19 +198,25 @@ fn show(v: &LoadedVersion) {
         r.timestamp_override.as_deref().unwrap_or("@timestamp")
     );
     println!("severity   {} (risk {})", r.severity, r.risk_score);
-    let (query, filters) = match &v.status {
-        Status::Ready(Compiled {
-            query: ParsedQuery::Kql(query),
-            filters,
-            ..
-        }) => (query, filters),
-        Status::Ready(
-            compiled @ Compiled {
-                query: ParsedQuery::Eql(query),
+    let (query, filters) = match (v.status.compiled(), &v.status) {
+        (
+            Some(Compiled {
+                query: ParsedQuery::Kql(query),
+                filters,
                 ..
-            },
+            }),
+            _,
+        ) => (query, filters),
+        (
+            Some(
+                compiled @ Compiled {
+                    query: ParsedQuery::Eql(query),
+                    ..
+                },
+            ),
+            _,
         ) => return show_eql(query, compiled),
-        other => {
+        (None, other) => {
             println!("status     cannot run: {}", other.problem());
             if let Some(q) = (r.language == "eql")
                 .then(|| eql::parse(&r.query).ok())
@@ -451,28 +457,34 @@ fn diff(pack: &Pack, from: &str, to: &str) -> i32 {
     };
     println!("{} -> {}", a.rule.key(), b.rule.key());
     let parts = |v: &LoadedVersion| -> Option<(BTreeSet<String>, BTreeSet<String>, String)> {
-        match &v.status {
-            Status::Ready(Compiled {
-                query: ParsedQuery::Kql(query),
-                filters,
-                ..
-            }) => {
+        match (v.status.compiled(), &v.status) {
+            (
+                Some(Compiled {
+                    query: ParsedQuery::Kql(query),
+                    filters,
+                    ..
+                }),
+                _,
+            ) => {
                 let mut leaves = BTreeSet::new();
                 signed_leaves(query, false, &mut leaves);
                 let filters = filters.iter().map(describe_filter).collect();
                 Some((leaves, filters, query.to_kql()))
             }
-            Status::Ready(
-                compiled @ Compiled {
-                    query: ParsedQuery::Eql(query),
-                    ..
-                },
+            (
+                Some(
+                    compiled @ Compiled {
+                        query: ParsedQuery::Eql(query),
+                        ..
+                    },
+                ),
+                _,
             ) => {
                 let leaves = cond_leaves(&compiled.cond).into_iter().collect();
                 let filters = compiled.filters.iter().map(describe_filter).collect();
                 Some((leaves, filters, query.to_eql()))
             }
-            other => {
+            (None, other) => {
                 println!("{} cannot run: {}", v.rule.key(), other.problem());
                 None
             }

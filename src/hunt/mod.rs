@@ -22,6 +22,7 @@ use crate::scan::{MatcherError, ScanError};
 use crate::sink::spool::Spool;
 use crate::sink::{EventRef, Hit, SinkError, Summarizer, VersionSummary};
 
+mod join;
 mod pass;
 mod session;
 
@@ -72,7 +73,8 @@ pub struct HuntOptions {
     /// Stop at the first file or row group that fails to decode.
     pub fail_fast: bool,
     /// Memory for sorting hits before they spill to disk (0:
-    /// [`crate::sink::spool::DEFAULT_BUDGET`]).
+    /// [`crate::sink::spool::DEFAULT_BUDGET`]); with EQL sequences, half of it holds the
+    /// events of their steps until the join, which spill to disk beyond it.
     pub sort_memory: usize,
 }
 
@@ -126,6 +128,9 @@ pub struct HuntReport {
     pub hit_count: u64,
     /// Times the hits outgrew the memory budget and were spilled to disk.
     pub spilled_runs: usize,
+    /// Times the events of sequence steps outgrew the memory budget and were spilled to
+    /// disk before the join.
+    pub step_runs: usize,
     pub summary: Vec<VersionSummary>,
     /// Versions selected and runnable.
     pub versions: usize,

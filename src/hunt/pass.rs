@@ -15,16 +15,15 @@ use crate::ingest::schema::SCRIPT_TEXT;
 use crate::plan::text::Scratch;
 use crate::plan::{Columns, Plan, Target};
 use crate::rules::grouping::Grouping;
-use crate::rules::pack::RuleVersion;
 use crate::scan::script::ScriptSummary;
 use crate::scan::{Part, RowHit, ScanError, ScanErrorKind, Scanner, TimeRange, UnitHits};
-use crate::sequence::{self, Join, Ordinal, Role as SequenceRole, StepHit};
 use crate::sink::spool::{self, Spool};
-use crate::sink::{EventRef, Hit, SequenceRef, SinkError, TRIAGE_FIELDS};
+use crate::sink::{EventRef, Hit, SinkError, TRIAGE_FIELDS};
 use crate::store::Store;
 
+use super::join::{join_sequences, KeyColumns, StepEvent};
 use super::session::{OpenDataset, Pass, Session};
-use super::{drain_into, HuntError, HuntProgress, HuntReport, ScanFailure, SequenceSteps};
+use super::{drain_into, HuntError, HuntProgress, HuntReport, ScanFailure};
 
 /// One dataset ready to scan.
 struct Source<'s> {
@@ -150,7 +149,14 @@ pub(super) fn run(
         0 => spool::DEFAULT_BUDGET,
         n => n,
     };
-    let mut taken = Taken::new(Spool::new(spill, budget), opts.fail_fast);
+    // With sequences, the step events waiting for the join take half of the memory.
+    let steps_budget = match targets.sequences.is_empty() {
+        true => 0,
+        false => budget / 2,
+    };
+    let steps = Spool::new(spill, steps_budget);
+    let hits = Spool::new(spill, budget - steps_budget);
+    let mut taken = Taken::new(hits, steps, opts.fail_fast);
     taken.keep_group_values = !grouped.is_empty();
     pool.install(|| {
         units
@@ -170,19 +176,12 @@ pub(super) fn run(
     }
     let (mut spool, steps) = taken.finish(&mut report, opts.fail_fast)?;
     report.group_values.columns = keys.columns.clone();
-    let joined = join_sequences(&targets.sequences, &keys, steps, &mut spool);
+    report.step_runs = steps.runs();
+    let keep = pass.keep_sequence_steps;
+    let joined = join_sequences(&targets.sequences, &keys, steps, &mut spool, keep);
     report.sequence_steps = joined.map_err(HuntError::Output)?;
-    if !pass.keep_sequence_steps {
-        report.sequence_steps.clear();
-    }
     drain_into(spool, &mut report, out)?;
     Ok(report)
-}
-
-/// The columns read whole for the events of sequence steps (every join key field, then the
-/// tiebreaker) and for the hits of threshold and new-terms versions (their grouping fields).
-struct KeyColumns {
-    columns: Vec<String>,
 }
 
 /// The fields the threshold and new-terms versions among `targets` group by, each once.
@@ -209,132 +208,6 @@ fn grouping_fields(targets: &[Target]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Orders events of equal timestamps in a sequence (Elasticsearch's tiebreaker field).
-const TIEBREAKER: &str = "event.sequence";
-
-impl KeyColumns {
-    fn of(sequences: &[(&RuleVersion, &Join)], grouped: &[String]) -> KeyColumns {
-        let mut columns: Vec<String> = Vec::new();
-        let sequence_keys = sequences.iter().flat_map(|(_, join)| join.key_fields());
-        for f in sequence_keys.chain(grouped.iter().map(String::as_str)) {
-            if !columns.iter().any(|c| c == f) {
-                columns.push(f.to_string());
-            }
-        }
-        if !sequences.is_empty() && !columns.iter().any(|c| c == TIEBREAKER) {
-            columns.push(TIEBREAKER.to_string());
-        }
-        KeyColumns { columns }
-    }
-
-    fn position(&self, field: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == field)
-    }
-}
-
-/// An event one step of a sequence matched, as the scan found it.
-struct StepEvent {
-    sequence: usize,
-    role: SequenceRole,
-    hit: Hit,
-    keys: Arc<[Vec<String>]>,
-}
-
-/// Joins each sequence's step events into its sequences and spools one hit per event of
-/// each, numbered per version in the order the sequences come; returns the step events as
-/// the join took them.
-fn join_sequences(
-    sequences: &[(&RuleVersion, &Join)],
-    keys: &KeyColumns,
-    mut events: Vec<StepEvent>,
-    spool: &mut Spool,
-) -> Result<Vec<SequenceSteps>, SinkError> {
-    let mut kept = Vec::new();
-    // The dataset's row order, the last of the ordinal's tiebreakers.
-    events.sort_by(|a, b| {
-        (a.sequence, &a.hit.dataset, &a.hit.file, a.hit.row).cmp(&(
-            b.sequence,
-            &b.hit.dataset,
-            &b.hit.file,
-            b.hit.row,
-        ))
-    });
-    let tiebreaker = keys.position(TIEBREAKER);
-    let mut start = 0;
-    while start < events.len() {
-        let s = events[start].sequence;
-        let end = start + events[start..].partition_point(|e| e.sequence == s);
-        let group = &events[start..end];
-        let (rule, join) = sequences[s];
-        let mut hits = Vec::new();
-        let mut rank = 0u64;
-        for (i, e) in group.iter().enumerate() {
-            let same_event = i > 0 && {
-                let p = &group[i - 1].hit;
-                (&p.dataset, &p.file, p.row) == (&e.hit.dataset, &e.hit.file, e.hit.row)
-            };
-            if i > 0 && !same_event {
-                rank += 1;
-            }
-            let step = match e.role {
-                SequenceRole::Step(n) => &join.steps[n],
-                SequenceRole::Until => match &join.until {
-                    Some(u) => u,
-                    None => continue,
-                },
-            };
-            let values: Vec<Vec<String>> = step
-                .keys
-                .iter()
-                .map(|k| {
-                    keys.position(&k.path)
-                        .and_then(|p| e.keys.get(p).cloned())
-                        .unwrap_or_default()
-                })
-                .collect();
-            let ordinal = Ordinal {
-                timestamp_ms: e.hit.timestamp_us.div_euclid(1000),
-                tiebreaker: tiebreaker
-                    .and_then(|p| e.keys.get(p))
-                    .and_then(|v| v.first())
-                    .and_then(|v| v.trim().parse::<i64>().ok()),
-                row: rank,
-            };
-            for key in sequence::keys_of(&values) {
-                hits.push(StepHit {
-                    role: e.role,
-                    key,
-                    ordinal,
-                    event: i as u64,
-                });
-            }
-        }
-        let spec = join.spec();
-        let mut out = Vec::new();
-        for (n, found) in sequence::assemble(&spec, &hits).iter().enumerate() {
-            for (step, event) in found.events.iter().enumerate() {
-                let Some((_, i)) = event else { continue };
-                let mut hit = group[*i as usize].hit.clone();
-                hit.sequence = Some(SequenceRef {
-                    id: n as u64 + 1,
-                    step: step as u32,
-                });
-                out.push(hit);
-            }
-        }
-        spool.extend(out)?;
-        kept.push(SequenceSteps {
-            rule_id: rule.rule_id.clone(),
-            version: rule.version,
-            spec,
-            hits,
-            events: group.iter().map(|e| e.hit.clone()).collect(),
-        });
-        start = end;
-    }
-    Ok(kept)
 }
 
 /// The dataset's parts that `pass` and `range` leave, with their footers read, and the plan
@@ -486,14 +359,14 @@ struct Taken {
     failures: Mutex<Vec<ScanFailure>>,
     scripts: Mutex<HashMap<EventRef, ScriptSummary>>,
     /// Events of sequence steps, joined once the scan is over.
-    steps: Mutex<Vec<StepEvent>>,
+    steps: Mutex<Spool<StepEvent>>,
     /// Keep the key columns' values of the hit events of threshold and new-terms versions.
     keep_group_values: bool,
     group_values: Mutex<HashMap<EventRef, Arc<[Vec<String>]>>>,
 }
 
 impl Taken {
-    fn new(spool: Spool, fail_fast: bool) -> Taken {
+    fn new(spool: Spool, steps: Spool<StepEvent>, fail_fast: bool) -> Taken {
         Taken {
             stop: AtomicBool::new(false),
             fail_fast,
@@ -501,7 +374,7 @@ impl Taken {
             spool_error: Mutex::new(None),
             failures: Mutex::new(Vec::new()),
             scripts: Mutex::new(HashMap::new()),
-            steps: Mutex::new(Vec::new()),
+            steps: Mutex::new(steps),
             keep_group_values: false,
             group_values: Mutex::new(HashMap::new()),
         }
@@ -567,13 +440,14 @@ impl Taken {
                 }),
             }
         }
-        if !steps.is_empty() {
-            lock(&self.steps).extend(steps);
-        }
         if !group_values.is_empty() {
             lock(&self.group_values).extend(group_values);
         }
-        if let Err(e) = lock(&self.spool).extend(hits) {
+        let spooled = match steps.is_empty() {
+            true => Ok(()),
+            false => lock(&self.steps).extend(steps),
+        };
+        if let Err(e) = spooled.and_then(|()| lock(&self.spool).extend(hits)) {
             self.stop.store(true, Ordering::Relaxed);
             *lock(&self.spool_error) = Some(e);
         }
@@ -585,7 +459,7 @@ impl Taken {
         self,
         report: &mut HuntReport,
         fail_fast: bool,
-    ) -> Result<(Spool, Vec<StepEvent>), HuntError> {
+    ) -> Result<(Spool, Spool<StepEvent>), HuntError> {
         if let Some(e) = inner(self.spool_error) {
             return Err(HuntError::Output(e));
         }

@@ -166,7 +166,7 @@ impl Session {
     /// The selected versions that run, compiled.
     pub fn ready(&self) -> impl Iterator<Item = (&RuleVersion, &Compiled)> {
         self.selected().filter_map(|v| match &v.status {
-            Status::Ready(compiled) => Some((&v.rule, compiled)),
+            Status::Ready(compiled) => Some((&v.rule, &**compiled)),
             _ => None,
         })
     }

@@ -6,11 +6,14 @@
 //! compact binary form. When the scan is over, the runs and what is still in memory are
 //! merged, and the hits come out in order, a batch at a time. Run files live in a temporary
 //! directory that is removed when the spool is dropped, finished or not.
+//!
+//! Anything [`Spooled`] goes through one: the hits, and the events of sequence steps, which
+//! wait for the join.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,13 +27,41 @@ pub const BATCH: usize = 8192;
 /// Memory the spool holds before it spills (the default of [`Spool::new`]).
 pub const DEFAULT_BUDGET: usize = 128 << 20;
 
-pub struct Spool {
+/// What a spool can hold: ordered, sized, and written to a run and read back.
+pub trait Spooled: Sized {
+    /// Approximate heap and inline bytes.
+    fn footprint(&self) -> usize;
+    fn order(a: &Self, b: &Self) -> Ordering;
+    fn encode(&self, out: &mut Vec<u8>);
+    /// One item, as [`Spooled::encode`] wrote it.
+    fn decode<R: BufRead>(input: &mut RunReader<R>) -> Result<Self, SinkError>;
+}
+
+impl Spooled for Hit {
+    fn footprint(&self) -> usize {
+        footprint(self)
+    }
+
+    fn order(a: &Self, b: &Self) -> Ordering {
+        order(a, b)
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode(self, out)
+    }
+
+    fn decode<R: BufRead>(input: &mut RunReader<R>) -> Result<Self, SinkError> {
+        decode(input)
+    }
+}
+
+pub struct Spool<T: Spooled = Hit> {
     /// The run directory is made on first spill, beside this path and named starting with
     /// its name.
     prefix: PathBuf,
     dir: Option<tempfile::TempDir>,
     runs: Vec<PathBuf>,
-    buffer: Vec<Hit>,
+    buffer: Vec<T>,
     buffered: usize,
     budget: usize,
     total: u64,
@@ -59,10 +90,10 @@ fn footprint(h: &Hit) -> usize {
         + std::mem::size_of_val::<[Arc<str>]>(&h.matched)
 }
 
-impl Spool {
+impl<T: Spooled> Spool<T> {
     /// A spool that spills past `budget` bytes to a temporary directory whose path starts
     /// with `prefix` (a directory, then the start of a name).
-    pub fn new(prefix: &Path, budget: usize) -> Spool {
+    pub fn new(prefix: &Path, budget: usize) -> Spool<T> {
         Spool {
             prefix: prefix.to_path_buf(),
             dir: None,
@@ -88,9 +119,9 @@ impl Spool {
         self.runs.len()
     }
 
-    pub fn extend(&mut self, hits: impl IntoIterator<Item = Hit>) -> Result<(), SinkError> {
-        for hit in hits {
-            self.buffered += footprint(&hit);
+    pub fn extend(&mut self, items: impl IntoIterator<Item = T>) -> Result<(), SinkError> {
+        for hit in items {
+            self.buffered += hit.footprint();
             self.buffer.push(hit);
             self.total += 1;
             if self.buffered > self.budget {
@@ -125,26 +156,45 @@ impl Spool {
                 path
             }
         };
-        self.buffer.sort_by(order);
+        self.buffer.sort_by(T::order);
         let path = dir.join(format!("run-{:05}", self.runs.len()));
-        write_hits(&path, &self.buffer)?;
+        write_run(&path, &self.buffer)?;
         self.buffer.clear();
         self.buffered = 0;
         self.runs.push(path);
         Ok(())
     }
 
-    /// Every hit in order, to `out` in batches of at most [`BATCH`].
+    /// Everything in order, to `out` in batches of at most [`BATCH`].
     pub fn drain(
-        mut self,
-        out: &mut dyn FnMut(&[Hit]) -> Result<(), SinkError>,
+        self,
+        out: &mut dyn FnMut(&[T]) -> Result<(), SinkError>,
     ) -> Result<(), SinkError> {
-        self.buffer.sort_by(order);
-        if self.runs.is_empty() {
-            for chunk in self.buffer.chunks(BATCH) {
-                out(chunk)?;
+        let mut batch = Vec::with_capacity(BATCH);
+        self.each(&mut |item| {
+            batch.push(item);
+            if batch.len() == BATCH {
+                out(&batch)?;
+                batch.clear();
             }
-            return Ok(());
+            Ok(())
+        })?;
+        match batch.is_empty() {
+            true => Ok(()),
+            false => out(&batch),
+        }
+    }
+
+    /// Everything in order, one at a time, to `out`.
+    pub fn each(
+        mut self,
+        out: &mut dyn FnMut(T) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        self.buffer.sort_by(T::order);
+        if self.runs.is_empty() {
+            return std::mem::take(&mut self.buffer)
+                .into_iter()
+                .try_for_each(out);
         }
         let mut readers = Vec::with_capacity(self.runs.len());
         for path in &self.runs {
@@ -168,13 +218,8 @@ impl Spool {
                 source: memory_source,
             });
         }
-        let mut batch = Vec::with_capacity(BATCH);
         while let Some(Head { hit, source }) = heap.pop() {
-            batch.push(hit);
-            if batch.len() == BATCH {
-                out(&batch)?;
-                batch.clear();
-            }
+            out(hit)?;
             let next = match readers.get_mut(source) {
                 Some(reader) => reader.next()?,
                 None => memory.next(),
@@ -183,42 +228,40 @@ impl Spool {
                 heap.push(Head { hit, source });
             }
         }
-        if !batch.is_empty() {
-            out(&batch)?;
-        }
         Ok(())
     }
 }
 
-/// The smallest unread hit of a source, ordered for a min-heap.
-struct Head {
-    hit: Hit,
+/// The smallest unread item of a source, ordered for a min-heap.
+struct Head<T> {
+    hit: T,
     source: usize,
 }
 
-impl Ord for Head {
+impl<T: Spooled> Ord for Head<T> {
     fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap pops the greatest. Equal hits leave by source, so the merge
-        // is deterministic.
-        order(&other.hit, &self.hit).then(other.source.cmp(&self.source))
+        // Reversed: BinaryHeap pops the greatest. Equal items leave by source (the order
+        // they were spooled in), so the merge is deterministic.
+        T::order(&other.hit, &self.hit).then(other.source.cmp(&self.source))
     }
 }
 
-impl PartialOrd for Head {
+impl<T: Spooled> PartialOrd for Head<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for Head {
+impl<T: Spooled> PartialEq for Head<T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for Head {}
+impl<T: Spooled> Eq for Head<T> {}
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// A string as bytes: its length, little-endian, then its UTF-8.
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
@@ -271,12 +314,16 @@ fn encode(h: &Hit, out: &mut Vec<u8>) {
 /// Writes `hits` to a new file at `path` in the spool's run format (an incremental hunt's
 /// segments use it too).
 pub fn write_hits(path: &Path, hits: &[Hit]) -> Result<(), SinkError> {
+    write_run(path, hits)
+}
+
+fn write_run<T: Spooled>(path: &Path, items: &[T]) -> Result<(), SinkError> {
     let io = |e| SinkError::io(path, e);
     let mut out = BufWriter::new(File::create(path).map_err(io)?);
     let mut bytes = Vec::new();
-    for h in hits {
+    for item in items {
         bytes.clear();
-        encode(h, &mut bytes);
+        item.encode(&mut bytes);
         out.write_all(&bytes).map_err(io)?;
     }
     out.flush().map_err(io)
@@ -296,25 +343,29 @@ pub fn hits_from(bytes: &[u8], name: &str) -> Result<Vec<Hit>, SinkError> {
     Ok(out)
 }
 
-/// Hits read back from a run, one at a time.
-struct RunReader<R> {
+/// Items read back from a run, one at a time.
+pub struct RunReader<R> {
     input: R,
     path: PathBuf,
 }
 
-impl<R: Read> RunReader<R> {
-    /// The next hit of the run, `None` at its end.
-    fn next(&mut self) -> Result<Option<Hit>, SinkError> {
-        let mut first = [0u8; 8];
-        match self.input.read(&mut first[..1]) {
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(e) => return Err(self.error(e)),
+/// A hit as [`encode`] wrote it.
+fn decode<R: BufRead>(input: &mut RunReader<R>) -> Result<Hit, SinkError> {
+    input.hit()
+}
+
+impl<R: BufRead> RunReader<R> {
+    /// The next item of the run, `None` at its end.
+    fn next<T: Spooled>(&mut self) -> Result<Option<T>, SinkError> {
+        match self.input.fill_buf() {
+            Ok([]) => Ok(None),
+            Ok(_) => T::decode(self).map(Some),
+            Err(e) => Err(self.error(e)),
         }
-        self.input
-            .read_exact(&mut first[1..])
-            .map_err(|e| self.error(e))?;
-        let rule_id = self.string(u64::from_le_bytes(first))?;
+    }
+
+    fn hit(&mut self) -> Result<Hit, SinkError> {
+        let rule_id = self.read_str()?;
         let rule_version = u32::from_le_bytes(self.array()?);
         let [role_byte] = self.array::<1>()?;
         let role = match role_byte & !IN_SEQUENCE {
@@ -352,7 +403,7 @@ impl<R: Read> RunReader<R> {
         let dataset = self.read_str()?;
         let file = self.read_str()?;
         let row = u64::from_le_bytes(self.array()?);
-        Ok(Some(Hit {
+        Ok(Hit {
             rule_id,
             rule_version,
             role,
@@ -367,7 +418,7 @@ impl<R: Read> RunReader<R> {
             file,
             row,
             sequence,
-        }))
+        })
     }
 
     fn error(&self, e: std::io::Error) -> SinkError {
@@ -378,13 +429,14 @@ impl<R: Read> RunReader<R> {
         SinkError::new(&self.path, SinkErrorKind::Damaged(damage))
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], SinkError> {
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], SinkError> {
         let mut b = [0u8; N];
         self.input.read_exact(&mut b).map_err(|e| self.error(e))?;
         Ok(b)
     }
 
-    fn count(&mut self, max: usize) -> Result<usize, SinkError> {
+    /// A count written as a `u64`, at most `max`.
+    pub fn count(&mut self, max: usize) -> Result<usize, SinkError> {
         let n = u64::from_le_bytes(self.array()?);
         usize::try_from(n)
             .ok()
@@ -392,7 +444,7 @@ impl<R: Read> RunReader<R> {
             .ok_or_else(|| self.damaged(Damage::Count(n)))
     }
 
-    fn read_str(&mut self) -> Result<String, SinkError> {
+    pub fn read_str(&mut self) -> Result<String, SinkError> {
         let len = u64::from_le_bytes(self.array()?);
         self.string(len)
     }
